@@ -1,0 +1,166 @@
+//! baton-consensus: the Raft group that orders baton's log, and the state machine
+//! that turns the committed log into the chain.
+//!
+//! ```text
+//!  sequencer ──client_write──▶ Raft (openraft) ──append──▶ LogStore (RocksDB, fsync)
+//!                                 │  ▲
+//!                       network.rs│  │ Raft RPCs over baton-p2p
+//!                                 ▼  │
+//!                              StateMachine ──▶ blocks in RocksDB ──▶ ChainView watch
+//! ```
+//!
+//! Key types: [`Consensus`] (one node's Raft handle and chain view),
+//! [`ConsensusConfig`] (timings), [`ChainView`] (what the applied chain looks like),
+//! [`NodeStatus`] (what `baton_nodeStatus` reports).
+
+mod log_store;
+mod network;
+mod state_machine;
+mod status;
+mod types;
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use baton_p2p::{InboundRequest, Network};
+use baton_primitives::{ChainSpec, Member, NodeId};
+use baton_storage::Store;
+use openraft::{Config, SnapshotPolicy};
+use tokio::{sync::mpsc, sync::watch, task::JoinHandle};
+
+pub use log_store::LogStore;
+pub use network::NetworkFactory;
+pub use state_machine::{ChainView, StateMachine};
+pub use status::{MemberInfo, NodeStatus, Role, Suffrage};
+pub use types::{Raft, TypeConfig};
+
+/// Why the consensus layer could not start or act.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsensusError {
+    #[error("invalid Raft config: {0}")]
+    Config(String),
+    #[error("cannot load the state machine: {0}")]
+    StateMachine(std::io::Error),
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+/// Raft timings and log retention for one node.
+#[derive(Debug, Clone)]
+pub struct ConsensusConfig {
+    pub node_id: NodeId,
+    pub heartbeat: Duration,
+    pub election_timeout_min: Duration,
+    pub election_timeout_max: Duration,
+    /// Build a snapshot after this many applied entries (and purge the log behind it).
+    pub snapshot_every: u64,
+}
+
+impl ConsensusConfig {
+    fn raft_config(&self) -> Result<Arc<Config>, ConsensusError> {
+        let millis = |d: Duration| d.as_millis() as u64;
+        let config = Config {
+            cluster_name: "baton".to_string(),
+            heartbeat_interval: millis(self.heartbeat),
+            election_timeout_min: millis(self.election_timeout_min),
+            election_timeout_max: millis(self.election_timeout_max),
+            // A candidate first asks whether it could win, so a node that was cut off
+            // cannot bump the term and depose a healthy leader when it returns.
+            enable_pre_vote: Some(true),
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            // Keep some log behind the snapshot so a briefly lagging follower catches
+            // up by replication rather than by a whole snapshot.
+            max_in_snapshot_log_to_keep: self.snapshot_every.min(1_000),
+            install_snapshot_timeout: 10_000,
+            ..Default::default()
+        };
+        config
+            .validate()
+            .map(Arc::new)
+            .map_err(|e| ConsensusError::Config(e.to_string()))
+    }
+}
+
+/// One node's membership in the Raft group.
+#[derive(Debug, Clone)]
+pub struct Consensus {
+    node_id: NodeId,
+    raft: Raft,
+    chain: watch::Receiver<ChainView>,
+    server: Arc<JoinHandle<()>>,
+}
+
+impl Consensus {
+    /// Opens the state machine on `store`, starts Raft and answers members' RPCs
+    /// arriving on `inbound`.
+    pub async fn start(
+        config: &ConsensusConfig,
+        spec: &ChainSpec,
+        store: Store,
+        network: Network,
+        inbound: mpsc::Receiver<InboundRequest>,
+    ) -> Result<Self, ConsensusError> {
+        let raft_config = config.raft_config()?;
+        let (state_machine, chain) =
+            StateMachine::open(store.clone(), spec).map_err(ConsensusError::StateMachine)?;
+        let raft = Raft::new(
+            config.node_id,
+            raft_config,
+            NetworkFactory::new(network),
+            LogStore::new(store),
+            state_machine,
+        )
+        .await
+        .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+        let server = tokio::spawn(network::serve(raft.clone(), inbound));
+        Ok(Self {
+            node_id: config.node_id,
+            raft,
+            chain,
+            server: Arc::new(server),
+        })
+    }
+
+    /// Forms the cluster from `members` if this node has never been part of one.
+    /// Every founding member may call this with the same set: the membership entry
+    /// they write at index 0 is identical, so there is nothing to conflict.
+    pub async fn bootstrap(&self, members: BTreeMap<NodeId, Member>) -> Result<(), ConsensusError> {
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+        if initialized {
+            return Ok(());
+        }
+        match self.raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            // Another founder's entry reached us first: same membership, nothing to do.
+            Err(openraft::errors::RaftError::APIError(
+                openraft::errors::InitializeError::NotAllowed(_),
+            )) => Ok(()),
+            Err(e) => Err(ConsensusError::Raft(e.to_string())),
+        }
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// The applied chain; changes after every applied batch.
+    pub fn chain(&self) -> watch::Receiver<ChainView> {
+        self.chain.clone()
+    }
+
+    /// Stops Raft and the RPC server. The store is released once every clone of
+    /// this handle is dropped.
+    pub async fn shutdown(&self) {
+        self.server.abort();
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+}

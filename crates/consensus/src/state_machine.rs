@@ -1,0 +1,308 @@
+//! The replicated state machine: applies committed entries to the chain.
+//!
+//! ```text
+//!  committed entries ──▶ apply_entry (baton-execution) ──▶ one ChainWrite ──▶ RocksDB
+//!                                                              │
+//!                                          ChainView watch ◀───┘ (RPC, sequencer)
+//! ```
+//!
+//! Invariant (DESIGN 1): [`ChainView`] and everything in the store reflect only
+//! applied, hence committed, entries. Invariant (DESIGN 7): blocks and
+//! `last_applied` are written in the same batch.
+
+use std::{io, sync::Arc};
+
+use baton_execution::{BlockStep, ExecutionError, apply_entry};
+use baton_primitives::{BlockStart, ChainSpec, OpenBlock, SealedBlock, codec};
+use baton_storage::{ChainExport, Store};
+use futures::{Stream, TryStreamExt};
+use openraft::{
+    EntryPayload, OptionalSend, RaftSnapshotBuilder, entry::RaftEntry, storage::EntryResponder,
+    storage::RaftStateMachine,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::types::{LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
+
+/// What readers see of the applied chain.
+#[derive(Debug, Clone)]
+pub struct ChainView {
+    /// The newest sealed block.
+    pub head: Arc<SealedBlock>,
+    /// When the head block was opened, in ms (the header keeps whole seconds only);
+    /// the leader schedules the next block from it.
+    pub head_start_ms: u64,
+    /// The open block's start, if a block is open.
+    pub open: Option<BlockStart>,
+    /// Transactions applied to the open block so far.
+    pub open_txs: usize,
+    /// Index of the last applied log entry (0 before any).
+    pub applied_index: u64,
+}
+
+/// The state machine's own record, stored with the chain in every apply batch.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Applied {
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
+/// A snapshot's payload: the applied record and the whole chain.
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotPayload {
+    applied: Applied,
+    chain: ChainExport,
+}
+
+/// openraft's state machine, backed by the node's [`Store`].
+#[derive(Debug)]
+pub struct StateMachine {
+    store: Store,
+    applied: Applied,
+    head: Arc<SealedBlock>,
+    head_start_ms: u64,
+    open: Option<OpenBlock>,
+    view: watch::Sender<ChainView>,
+}
+
+impl StateMachine {
+    /// Loads the applied chain from `store`, writing the genesis block on first start.
+    pub fn open(store: Store, spec: &ChainSpec) -> io::Result<(Self, watch::Receiver<ChainView>)> {
+        if store.head().map_err(io::Error::other)?.is_none() {
+            let genesis = SealedBlock::new(spec.genesis_header.clone(), Vec::new());
+            let mut write = store.chain_write();
+            write.put_block(&genesis).map_err(io::Error::other)?;
+            write.commit().map_err(io::Error::other)?;
+        }
+        let (head, open, applied) = load(&store)?;
+        if head.number() == 0 && head.hash != spec.genesis_hash {
+            return Err(io::Error::other(format!(
+                "stored genesis {} differs from the configured genesis {}",
+                head.hash, spec.genesis_hash
+            )));
+        }
+        let head_start_ms = head.header.timestamp * 1000;
+        let (view, rx) = watch::channel(view_of(&head, head_start_ms, open.as_ref(), &applied));
+        Ok((
+            Self {
+                store,
+                applied,
+                head,
+                head_start_ms,
+                open,
+                view,
+            },
+            rx,
+        ))
+    }
+
+    fn publish(&self) {
+        self.view.send_replace(view_of(
+            &self.head,
+            self.head_start_ms,
+            self.open.as_ref(),
+            &self.applied,
+        ));
+    }
+}
+
+fn load(store: &Store) -> io::Result<(Arc<SealedBlock>, Option<OpenBlock>, Applied)> {
+    let (number, hash) = store
+        .head()
+        .map_err(io::Error::other)?
+        .ok_or_else(|| io::Error::other("store has no head block"))?;
+    let head = store
+        .block(number)
+        .map_err(io::Error::other)?
+        .ok_or_else(|| io::Error::other(format!("head block {number} is missing")))?;
+    if head.hash != hash {
+        return Err(io::Error::other(format!(
+            "head record says {hash}, block {number} is {}",
+            head.hash
+        )));
+    }
+    let open = store.open_block().map_err(io::Error::other)?;
+    let applied = match store.applied().map_err(io::Error::other)? {
+        Some(bytes) => codec::decode(&bytes).map_err(io::Error::other)?,
+        None => Applied::default(),
+    };
+    Ok((Arc::new(head), open, applied))
+}
+
+fn view_of(
+    head: &Arc<SealedBlock>,
+    head_start_ms: u64,
+    open: Option<&OpenBlock>,
+    applied: &Applied,
+) -> ChainView {
+    ChainView {
+        head: head.clone(),
+        head_start_ms,
+        open: open.map(|o| o.start.clone()),
+        open_txs: open.map_or(0, |o| o.txs.len()),
+        applied_index: applied.last_applied.as_ref().map_or(0, |id| id.index()),
+    }
+}
+
+fn halt(error: ExecutionError) -> io::Error {
+    // Loud on purpose: a node that cannot apply the committed log must not go on.
+    tracing::error!(%error, "state machine halted: the committed log cannot be applied");
+    io::Error::other(error)
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotData = SnapshotData;
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> io::Result<(Option<LogId>, StoredMembership)> {
+        Ok((self.applied.last_applied, self.applied.membership.clone()))
+    }
+
+    async fn apply<Strm>(&mut self, mut entries: Strm) -> io::Result<()>
+    where
+        Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
+    {
+        let mut write = self.store.chain_write();
+        let mut responders = Vec::new();
+        let mut head = self.head.clone();
+        let mut head_start_ms = self.head_start_ms;
+        let mut open = self.open.clone();
+        let mut applied = self.applied.clone();
+        while let Some((entry, responder)) = entries.try_next().await? {
+            let log_id = entry.log_id();
+            debug_assert!(
+                applied
+                    .last_applied
+                    .as_ref()
+                    .is_none_or(|last| last.index() < log_id.index()),
+                "entries are applied in log order, once"
+            );
+            match &entry.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Membership(membership) => {
+                    applied.membership = StoredMembership::new(Some(log_id), membership.clone());
+                }
+                EntryPayload::Normal(sequenced) => {
+                    let started_ms = open.as_ref().map(|o| o.start.timestamp_ms);
+                    if let BlockStep::Sealed(block) =
+                        apply_entry(&head, &mut open, sequenced).map_err(halt)?
+                    {
+                        write.put_block(&block).map_err(io::Error::other)?;
+                        head = Arc::from(block);
+                        head_start_ms = started_ms.unwrap_or(head.header.timestamp * 1000);
+                    }
+                }
+            }
+            applied.last_applied = Some(log_id);
+            responders.extend(responder);
+        }
+        write
+            .set_open_block(open.as_ref())
+            .map_err(io::Error::other)?;
+        write.set_applied(codec::encode(&applied).map_err(io::Error::other)?);
+        write.commit().map_err(io::Error::other)?;
+        self.head = head;
+        self.head_start_ms = head_start_ms;
+        self.open = open;
+        self.applied = applied;
+        self.publish();
+        // Answer clients only once the batch is in the store: an answer means applied.
+        for responder in responders {
+            responder.send(());
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        // Export here, on the state machine's own task, so the snapshot is exactly
+        // the state as of `last_applied` even while later entries are applied.
+        SnapshotBuilder {
+            store: self.store.clone(),
+            applied: self.applied.clone(),
+            chain: self.store.export_chain().map_err(io::Error::other),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: SnapshotData,
+    ) -> io::Result<()> {
+        let bytes = snapshot.into_inner();
+        let payload: SnapshotPayload = codec::decode(&bytes).map_err(io::Error::other)?;
+        if payload.applied.last_applied != meta.last_log_id {
+            return Err(io::Error::other(format!(
+                "snapshot claims {:?} but holds state as of {:?}",
+                meta.last_log_id, payload.applied.last_applied
+            )));
+        }
+        let mut write = self.store.chain_write();
+        write
+            .replace_chain(payload.chain)
+            .map_err(io::Error::other)?;
+        write.set_applied(codec::encode(&payload.applied).map_err(io::Error::other)?);
+        write.commit().map_err(io::Error::other)?;
+        save_snapshot(&self.store, meta, bytes)?;
+        let (head, open, applied) = load(&self.store)?;
+        self.head_start_ms = head.header.timestamp * 1000;
+        self.head = head;
+        self.open = open;
+        self.applied = applied;
+        tracing::info!(upto = ?meta.last_log_id, head = self.head.number(), "installed snapshot");
+        self.publish();
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
+        let Some(bytes) = self.store.snapshot().map_err(io::Error::other)? else {
+            return Ok(None);
+        };
+        let (meta, data): (SnapshotMeta, Vec<u8>) =
+            codec::decode(&bytes).map_err(io::Error::other)?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: SnapshotData::new(data),
+        }))
+    }
+}
+
+fn save_snapshot(store: &Store, meta: &SnapshotMeta, data: Vec<u8>) -> io::Result<()> {
+    let stored = codec::encode(&(meta, data)).map_err(io::Error::other)?;
+    store.save_snapshot(stored).map_err(io::Error::other)
+}
+
+/// Builds a snapshot from the chain exported when the builder was made.
+#[derive(Debug)]
+pub struct SnapshotBuilder {
+    store: Store,
+    applied: Applied,
+    chain: io::Result<ChainExport>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    type SnapshotData = SnapshotData;
+
+    async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
+        let chain = std::mem::replace(
+            &mut self.chain,
+            Err(io::Error::other("snapshot already built")),
+        )?;
+        let payload = SnapshotPayload {
+            applied: self.applied.clone(),
+            chain,
+        };
+        let data = codec::encode(&payload).map_err(io::Error::other)?;
+        let last_log_id = self.applied.last_applied;
+        let meta = SnapshotMeta {
+            last_log_id,
+            last_membership: self.applied.membership.clone(),
+        };
+        save_snapshot(&self.store, &meta, data.clone())?;
+        tracing::info!(upto = ?meta.last_log_id, bytes = data.len(), "built snapshot");
+        Ok(Snapshot {
+            meta,
+            snapshot: SnapshotData::new(data),
+        })
+    }
+}

@@ -1,0 +1,25 @@
+//! openraft's type configuration for baton.
+
+use std::io::Cursor;
+
+use baton_primitives::{Member, SequencerEntry};
+
+openraft::declare_raft_types!(
+    /// Raft types: the log carries [`SequencerEntry`]s, members are [`Member`]s.
+    pub TypeConfig:
+        D = SequencerEntry,
+        R = (),
+        Node = Member,
+);
+
+/// The Raft instance every node runs.
+pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachine>;
+/// Snapshot bytes as they move between state machine and network.
+pub(crate) type SnapshotData = Cursor<Vec<u8>>;
+
+pub(crate) type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;
+pub(crate) type LogId = openraft::type_config::alias::LogIdOf<TypeConfig>;
+pub(crate) type Vote = openraft::type_config::alias::VoteOf<TypeConfig>;
+pub(crate) type StoredMembership = openraft::type_config::alias::StoredMembershipOf<TypeConfig>;
+pub(crate) type SnapshotMeta = openraft::type_config::alias::SnapshotMetaOf<TypeConfig>;
+pub(crate) type Snapshot = openraft::type_config::alias::SnapshotOf<TypeConfig, SnapshotData>;

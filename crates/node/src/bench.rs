@@ -1,0 +1,149 @@
+//! `baton bench failover`: how long the chain stops when the leader is killed.
+//!
+//! Runs its own local cluster, then, round after round: SIGKILLs the leader at a
+//! different point in the block cycle, measures the time from the kill to the
+//! first block above every height any node had reached, restarts the victim and
+//! waits for it to catch up. Reports p50 / p99 / max, and checks at the end that
+//! every node holds the same hash at every height.
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use clap::Args;
+use eyre::bail;
+
+use crate::{
+    cluster::{Cluster, ClusterSpec},
+    config::ConfigFile,
+};
+
+#[derive(Debug, Args)]
+pub struct FailoverArgs {
+    /// How many times to kill the leader.
+    #[arg(long, default_value_t = 10)]
+    pub rounds: usize,
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    #[arg(long, default_value_t = 1000)]
+    pub block_time_ms: u64,
+    /// Keep the cluster's data here (default: a temporary dir).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Nearest-rank percentile of sorted `samples`.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+pub async fn failover(args: FailoverArgs) -> eyre::Result<()> {
+    let temp = tempfile::Builder::new().prefix("baton-bench-").tempdir()?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| temp.path().to_path_buf());
+    let mut cluster = Cluster::create(&ClusterSpec {
+        binary: std::env::current_exe()?,
+        nodes: args.nodes,
+        data_dir,
+        rpc_port: 0,
+        p2p_port: 0,
+        block_time_ms: args.block_time_ms,
+        extra: ConfigFile::default(),
+    })?;
+    cluster.start_all()?;
+    cluster.wait_for_leader(Duration::from_secs(30)).await?;
+    cluster.wait_for_height(2, Duration::from_secs(30)).await?;
+
+    let block_time = Duration::from_millis(args.block_time_ms);
+    let mut gaps = Vec::new();
+    for round in 1..=args.rounds {
+        // Spread the kills over the block cycle (golden-ratio steps): the gap
+        // depends on where in its block the leader dies.
+        let phase = (round as f64 * 0.618_034).fract();
+        tokio::time::sleep(block_time.mul_f64(phase)).await;
+        let victim = cluster.wait_for_leader(Duration::from_secs(10)).await?;
+        let reached = max_head(&cluster).await;
+        cluster.kill(victim)?;
+        let killed_at = Instant::now();
+        let (gap, producer) = loop {
+            let statuses = cluster.statuses().await;
+            if let Some(status) = statuses
+                .iter()
+                .flat_map(|(_, s)| s)
+                .find(|s| s.head_number > reached)
+            {
+                break (killed_at.elapsed(), status.leader_id);
+            }
+            if killed_at.elapsed() > Duration::from_secs(15) {
+                bail!(
+                    "round {round}: no block above {reached} within 15 s of killing node {victim}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        println!(
+            "round {round:>3}: killed leader node {victim} at head {reached}; block {} after {:>4} ms (leader: node {})",
+            reached + 1,
+            gap.as_millis(),
+            producer.map_or("?".into(), |id| id.to_string())
+        );
+        gaps.push(gap);
+        cluster.start(victim)?;
+        let head = max_head(&cluster).await;
+        cluster
+            .wait_for_height(head, Duration::from_secs(60))
+            .await?;
+    }
+
+    let verified = crate::cluster::check_identical_chains(&cluster).await?;
+    gaps.sort();
+    let ms = |d: Duration| d.as_millis();
+    println!(
+        "\nfailover gap over {} kills (block time {} ms, {} nodes): p50 {} ms, p99 {} ms, max {} ms, min {} ms",
+        gaps.len(),
+        args.block_time_ms,
+        args.nodes,
+        ms(percentile(&gaps, 50.0)),
+        ms(percentile(&gaps, 99.0)),
+        ms(percentile(&gaps, 100.0)),
+        ms(percentile(&gaps, 0.0)),
+    );
+    println!(
+        "all {} nodes hold identical blocks 0..={verified}",
+        args.nodes
+    );
+    cluster.stop_all(Duration::from_secs(5));
+    Ok(())
+}
+
+async fn max_head(cluster: &Cluster) -> u64 {
+    cluster
+        .statuses()
+        .await
+        .iter()
+        .flat_map(|(_, s)| s)
+        .map(|s| s.head_number)
+        .max()
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let samples: Vec<Duration> = (1..=10).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&samples, 50.0), Duration::from_millis(5));
+        assert_eq!(percentile(&samples, 99.0), Duration::from_millis(10));
+        assert_eq!(percentile(&samples, 0.0), Duration::from_millis(1));
+        assert_eq!(percentile(&[], 50.0), Duration::ZERO);
+    }
+}

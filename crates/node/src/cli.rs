@@ -1,0 +1,147 @@
+//! The `baton` command line: `node`, `devnet`, `status`, `key`, `bench`.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use alloy_primitives::Address;
+use baton_primitives::NodeId;
+use clap::{Args, Parser, Subcommand};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::{
+    bench::FailoverArgs,
+    config::{ConfigFile, MemberEntry},
+    devnet::DevnetArgs,
+    launch::launch,
+    status::StatusArgs,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "baton",
+    version,
+    about = "A highly available L2 sequencer: Raft-replicated blocks, automatic failover"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one cluster member.
+    Node(Box<NodeArgs>),
+    /// Run a whole local cluster as child processes (no Docker).
+    Devnet(DevnetArgs),
+    /// Show the cluster as a table, asking any one member.
+    Status(StatusArgs),
+    /// Print this node's peer id, creating its key in the data dir if needed.
+    Key(KeyArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Kill the leader of a local cluster again and again; report the gap to the next block.
+    Failover(FailoverArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    #[arg(long, env = "BATON_DATA_DIR")]
+    pub data_dir: PathBuf,
+}
+
+/// `baton node` flags; each overrides the same setting in `--config`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// TOML config file.
+    #[arg(long, env = "BATON_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// This node's member id.
+    #[arg(long, env = "BATON_ID")]
+    pub id: Option<NodeId>,
+    #[arg(long, env = "BATON_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// geth-style genesis.json (default: the built-in dev genesis).
+    #[arg(long, env = "BATON_GENESIS")]
+    pub genesis: Option<PathBuf>,
+    /// JSON-RPC listen address (HTTP and WebSocket).
+    #[arg(long, env = "BATON_RPC_ADDR")]
+    pub rpc_addr: Option<SocketAddr>,
+    /// libp2p listen multiaddr, e.g. /ip4/0.0.0.0/tcp/30301.
+    #[arg(long, env = "BATON_P2P_ADDR")]
+    pub p2p_addr: Option<String>,
+    #[arg(long)]
+    pub block_time_ms: Option<u64>,
+    #[arg(long)]
+    pub heartbeat_ms: Option<u64>,
+    #[arg(long)]
+    pub election_timeout_min_ms: Option<u64>,
+    #[arg(long)]
+    pub election_timeout_max_ms: Option<u64>,
+    /// Snapshot (and purge the log) every this many applied entries.
+    #[arg(long)]
+    pub snapshot_every: Option<u64>,
+    /// Fee recipient of the blocks this node seals.
+    #[arg(long)]
+    pub coinbase: Option<Address>,
+    /// A member: id=N,peer=PEER_ID,p2p=MULTIADDR,rpc=URL (repeat for each; replaces the file's list).
+    #[arg(long = "member")]
+    pub members: Vec<MemberEntry>,
+}
+
+impl NodeArgs {
+    fn into_config(self) -> eyre::Result<crate::config::NodeConfig> {
+        let file = match &self.config {
+            Some(path) => ConfigFile::load(path)?,
+            None => ConfigFile::default(),
+        };
+        let flags = ConfigFile {
+            id: self.id,
+            data_dir: self.data_dir,
+            genesis: self.genesis,
+            rpc_addr: self.rpc_addr,
+            p2p_addr: self.p2p_addr,
+            block_time_ms: self.block_time_ms,
+            heartbeat_ms: self.heartbeat_ms,
+            election_timeout_min_ms: self.election_timeout_min_ms,
+            election_timeout_max_ms: self.election_timeout_max_ms,
+            snapshot_every: self.snapshot_every,
+            coinbase: self.coinbase,
+            members: self.members,
+        };
+        Ok(file.overridden_by(flags).resolve()?)
+    }
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> eyre::Result<()> {
+    match cli.command {
+        Command::Node(args) => run_node(*args).await,
+        Command::Devnet(args) => crate::devnet::run(args).await,
+        Command::Status(args) => crate::status::run(args).await,
+        Command::Key(args) => {
+            let key = baton_p2p::load_or_create_key(&args.data_dir.join("node.key"))?;
+            println!("{}", key.public().to_peer_id());
+            Ok(())
+        }
+        Command::Bench(BenchCommand::Failover(args)) => crate::bench::failover(args).await,
+    }
+}
+
+async fn run_node(args: NodeArgs) -> eyre::Result<()> {
+    let config = args.into_config()?;
+    let node = launch(config, None).await?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+        _ = node.stopped() => {}
+    }
+    tracing::info!("stopping");
+    node.stop().await;
+    Ok(())
+}

@@ -1,0 +1,328 @@
+//! A local cluster of `baton node` child processes: what `baton devnet`, the
+//! failover benchmark and the process-level tests run.
+
+use std::{
+    fs,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use baton_consensus::{NodeStatus, Role};
+use baton_p2p::load_or_create_key;
+use baton_primitives::NodeId;
+use eyre::{WrapErr, bail, eyre};
+
+use crate::{
+    client,
+    config::{ConfigFile, MemberEntry},
+};
+
+/// How to lay out a local cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    /// The `baton` binary to run.
+    pub binary: PathBuf,
+    pub nodes: usize,
+    pub data_dir: PathBuf,
+    /// First RPC port (node i gets `rpc_port + i - 1`); 0 picks free ports.
+    pub rpc_port: u16,
+    /// First p2p port, likewise; 0 picks free ports.
+    pub p2p_port: u16,
+    pub block_time_ms: u64,
+    /// Extra settings written into every node's config file.
+    pub extra: ConfigFile,
+}
+
+/// One member of a local cluster.
+#[derive(Debug)]
+pub struct ClusterNode {
+    pub id: NodeId,
+    pub rpc_url: String,
+    pub config_path: PathBuf,
+    pub log_path: PathBuf,
+    child: Option<Child>,
+}
+
+impl ClusterNode {
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+/// Child processes of one local cluster; all are killed when it is dropped.
+#[derive(Debug)]
+pub struct Cluster {
+    binary: PathBuf,
+    pub nodes: Vec<ClusterNode>,
+}
+
+fn free_port() -> eyre::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn port(base: u16, i: usize) -> eyre::Result<u16> {
+    if base == 0 {
+        free_port()
+    } else {
+        u16::try_from(usize::from(base) + i).map_err(|_| eyre!("port {base} + {i} is out of range"))
+    }
+}
+
+impl Cluster {
+    /// Creates every node's key and config file under `spec.data_dir` (keeping
+    /// keys that already exist, so a cluster can be restarted on the same dir).
+    pub fn create(spec: &ClusterSpec) -> eyre::Result<Self> {
+        if spec.nodes == 0 {
+            bail!("a cluster needs at least one node");
+        }
+        let mut members = Vec::new();
+        let mut listen = Vec::new();
+        for i in 0..spec.nodes {
+            let id = i as NodeId + 1;
+            let dir = spec.data_dir.join(format!("node{id}"));
+            let key = load_or_create_key(&dir.join("node.key"))?;
+            let (rpc, p2p) = (port(spec.rpc_port, i)?, port(spec.p2p_port, i)?);
+            members.push(MemberEntry {
+                id,
+                peer_id: key.public().to_peer_id().to_string(),
+                p2p_addr: format!("/ip4/127.0.0.1/tcp/{p2p}"),
+                rpc_url: format!("http://127.0.0.1:{rpc}"),
+            });
+            listen.push((dir, rpc, p2p));
+        }
+        let mut nodes = Vec::new();
+        for (member, (dir, rpc, p2p)) in members.iter().zip(listen) {
+            let file = spec.extra.clone().overridden_by(ConfigFile {
+                id: Some(member.id),
+                data_dir: Some(dir.clone()),
+                rpc_addr: Some(format!("127.0.0.1:{rpc}").parse()?),
+                p2p_addr: Some(format!("/ip4/127.0.0.1/tcp/{p2p}")),
+                block_time_ms: Some(spec.block_time_ms),
+                members: members.clone(),
+                ..Default::default()
+            });
+            let config_path = dir.join("baton.toml");
+            fs::write(&config_path, toml::to_string(&file)?)
+                .wrap_err_with(|| format!("cannot write {}", config_path.display()))?;
+            nodes.push(ClusterNode {
+                id: member.id,
+                rpc_url: member.rpc_url.clone(),
+                log_path: dir.join("node.log"),
+                config_path,
+                child: None,
+            });
+        }
+        Ok(Self {
+            binary: spec.binary.clone(),
+            nodes,
+        })
+    }
+
+    fn node_mut(&mut self, id: NodeId) -> eyre::Result<&mut ClusterNode> {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.id == id)
+            .ok_or_else(|| eyre!("no node {id} in this cluster"))
+    }
+
+    pub fn node(&self, id: NodeId) -> eyre::Result<&ClusterNode> {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .ok_or_else(|| eyre!("no node {id} in this cluster"))
+    }
+
+    /// Starts node `id`'s process (its log goes to `node.log` in its dir).
+    pub fn start(&mut self, id: NodeId) -> eyre::Result<()> {
+        let binary = self.binary.clone();
+        let node = self.node_mut(id)?;
+        if node.child.is_some() {
+            bail!("node {id} is already running");
+        }
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log_path)?;
+        let child = Command::new(&binary)
+            .arg("node")
+            .arg("--config")
+            .arg(&node.config_path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .wrap_err_with(|| format!("cannot run {}", binary.display()))?;
+        node.child = Some(child);
+        Ok(())
+    }
+
+    pub fn start_all(&mut self) -> eyre::Result<()> {
+        let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        ids.into_iter().try_for_each(|id| self.start(id))
+    }
+
+    /// SIGKILLs node `id` and reaps it: a crash, not a shutdown.
+    pub fn kill(&mut self, id: NodeId) -> eyre::Result<()> {
+        let node = self.node_mut(id)?;
+        let mut child = node
+            .child
+            .take()
+            .ok_or_else(|| eyre!("node {id} is not running"))?;
+        child.kill()?;
+        child.wait()?;
+        Ok(())
+    }
+
+    /// Asks every node to stop (SIGTERM), then kills what is left after `grace`.
+    pub fn stop_all(&mut self, grace: Duration) {
+        for node in &self.nodes {
+            if let Some(pid) = node.pid() {
+                // SAFETY: kill(2) with a pid we spawned and have not reaped.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+            }
+        }
+        let deadline = Instant::now() + grace;
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                while Instant::now() < deadline {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
+    /// Nodes whose process has exited since the last call, with how it exited.
+    pub fn reap(&mut self) -> Vec<(NodeId, ExitStatus)> {
+        let mut exited = Vec::new();
+        for node in &mut self.nodes {
+            if let Some(child) = node.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                exited.push((node.id, status));
+                node.child = None;
+            }
+        }
+        exited
+    }
+
+    /// `baton_nodeStatus` of every running node (`None` where it does not answer).
+    pub async fn statuses(&self) -> Vec<(NodeId, Option<NodeStatus>)> {
+        let polls = self.nodes.iter().map(|node| async move {
+            if !node.is_running() {
+                return (node.id, None);
+            }
+            (
+                node.id,
+                client::node_status(&node.rpc_url, Duration::from_millis(500))
+                    .await
+                    .ok(),
+            )
+        });
+        futures::future::join_all(polls).await
+    }
+
+    /// Waits until some running node reports itself leader, and returns it.
+    pub async fn wait_for_leader(&mut self, timeout: Duration) -> eyre::Result<NodeId> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some((id, _)) = self
+                .statuses()
+                .await
+                .into_iter()
+                .find(|(_, s)| s.as_ref().is_some_and(|s| s.role == Role::Leader))
+            {
+                return Ok(id);
+            }
+            if let Some((id, status)) = self.reap().into_iter().next() {
+                bail!(
+                    "node {id} exited ({status}); see {}",
+                    self.node(id)?.log_path.display()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!("no leader within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until every running node's head is at least `number`.
+    pub async fn wait_for_height(&self, number: u64, timeout: Duration) -> eyre::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let statuses = self.statuses().await;
+            let running = self.nodes.iter().filter(|n| n.is_running()).count();
+            let there = statuses
+                .iter()
+                .filter(|(_, s)| s.as_ref().is_some_and(|s| s.head_number >= number))
+                .count();
+            if there == running {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("nodes did not reach block {number} within {timeout:?}: {statuses:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// The last `lines` lines of a node's log, for error messages.
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Checks that every running node holds the same hash at every height up to the
+/// lowest head among them; returns that height.
+pub async fn check_identical_chains(cluster: &Cluster) -> eyre::Result<u64> {
+    let running: Vec<&ClusterNode> = cluster.nodes.iter().filter(|n| n.is_running()).collect();
+    let mut lowest = u64::MAX;
+    for node in &running {
+        lowest = lowest.min(
+            client::node_status(&node.rpc_url, Duration::from_secs(2))
+                .await?
+                .head_number,
+        );
+    }
+    for number in 0..=lowest {
+        let mut first: Option<(NodeId, String)> = None;
+        for node in &running {
+            let hash = client::block_hash(&node.rpc_url, number, Duration::from_secs(2)).await?;
+            match &first {
+                None => first = Some((node.id, hash)),
+                Some((id, expected)) if *expected != hash => {
+                    bail!(
+                        "fork at block {number}: node {id} has {expected}, node {} has {hash}",
+                        node.id
+                    )
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(lowest)
+}

@@ -1,0 +1,195 @@
+//! An in-process cluster harness: every node is a real `launch()`ed node on
+//! 127.0.0.1, talking libp2p to the others; "killing" one stops it abruptly.
+
+#![allow(dead_code, unreachable_pub)] // each test binary uses a different part
+
+use std::{
+    collections::BTreeMap,
+    net::TcpListener,
+    time::{Duration, Instant},
+};
+
+use baton_consensus::{NodeStatus, Role};
+use baton_node::{
+    client,
+    config::{ConfigFile, MemberEntry, NodeConfig},
+    launch::{Node, launch},
+};
+use baton_primitives::NodeId;
+use tempfile::TempDir;
+
+pub struct TestCluster {
+    _dir: TempDir,
+    pub configs: BTreeMap<NodeId, NodeConfig>,
+    pub nodes: BTreeMap<NodeId, Node>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+impl TestCluster {
+    pub async fn start(size: u64, block_time_ms: u64, snapshot_every: u64) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut members = Vec::new();
+        let mut ports = BTreeMap::new();
+        for id in 1..=size {
+            let key = baton_p2p::load_or_create_key(&dir.path().join(format!("node{id}/node.key")))
+                .expect("key");
+            let (rpc, p2p) = (free_port(), free_port());
+            members.push(MemberEntry {
+                id,
+                peer_id: key.public().to_peer_id().to_string(),
+                p2p_addr: format!("/ip4/127.0.0.1/tcp/{p2p}"),
+                rpc_url: format!("http://127.0.0.1:{rpc}"),
+            });
+            ports.insert(id, (rpc, p2p));
+        }
+        let mut configs = BTreeMap::new();
+        for (id, (rpc, p2p)) in ports {
+            let config = ConfigFile {
+                id: Some(id),
+                data_dir: Some(dir.path().join(format!("node{id}"))),
+                rpc_addr: Some(format!("127.0.0.1:{rpc}").parse().expect("addr")),
+                p2p_addr: Some(format!("/ip4/127.0.0.1/tcp/{p2p}")),
+                block_time_ms: Some(block_time_ms),
+                snapshot_every: Some(snapshot_every),
+                members: members.clone(),
+                ..Default::default()
+            }
+            .resolve()
+            .expect("valid config");
+            configs.insert(id, config);
+        }
+        let mut cluster = Self {
+            _dir: dir,
+            configs,
+            nodes: BTreeMap::new(),
+        };
+        for id in 1..=size {
+            cluster.restart(id).await;
+        }
+        cluster
+    }
+
+    /// Starts (or restarts) node `id` on its data dir.
+    pub async fn restart(&mut self, id: NodeId) {
+        let config = self.configs[&id].clone();
+        let node = launch(config, None).await.expect("launch");
+        self.nodes.insert(id, node);
+    }
+
+    /// Stops node `id` without warning the others.
+    pub async fn kill(&mut self, id: NodeId) {
+        let node = self.nodes.remove(&id).expect("node is running");
+        node.stop().await;
+    }
+
+    pub fn status(&self, id: NodeId) -> NodeStatus {
+        self.nodes[&id].consensus().status()
+    }
+
+    pub fn url(&self, id: NodeId) -> String {
+        format!("http://{}", self.nodes[&id].rpc_addr())
+    }
+
+    /// Waits until exactly one running node leads and every running node agrees.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> NodeId {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let leaders: Vec<NodeId> = self
+                .nodes
+                .keys()
+                .copied()
+                .filter(|id| self.status(*id).role == Role::Leader)
+                .collect();
+            if let [leader] = leaders[..]
+                && self
+                    .nodes
+                    .keys()
+                    .all(|id| self.status(*id).leader_id == Some(leader))
+            {
+                return leader;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no agreed leader within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until every running node's head is at least `number`.
+    pub async fn wait_for_height(&self, number: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self
+            .nodes
+            .keys()
+            .all(|id| self.status(*id).head_number >= number)
+        {
+            let heads: Vec<_> = self
+                .nodes
+                .keys()
+                .map(|id| (id, self.status(*id).head_number))
+                .collect();
+            assert!(
+                Instant::now() < deadline,
+                "not all nodes reached {number} within {timeout:?}: {heads:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn max_head(&self) -> u64 {
+        self.nodes
+            .keys()
+            .map(|id| self.status(*id).head_number)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Block hashes 0..=upto as node `id` serves them over JSON-RPC.
+    pub async fn hashes(&self, id: NodeId, upto: u64) -> Vec<String> {
+        let url = self.url(id);
+        let mut hashes = Vec::new();
+        for number in 0..=upto {
+            hashes.push(
+                client::block_hash(&url, number, Duration::from_secs(5))
+                    .await
+                    .expect("block"),
+            );
+        }
+        hashes
+    }
+
+    /// Every running node serves the same hash at every height up to the lowest head.
+    pub async fn assert_identical_chains(&self) -> u64 {
+        let lowest = self
+            .nodes
+            .keys()
+            .map(|id| self.status(*id).head_number)
+            .min()
+            .expect("nodes");
+        let mut reference: Option<(NodeId, Vec<String>)> = None;
+        for id in self.nodes.keys() {
+            let hashes = self.hashes(*id, lowest).await;
+            match &reference {
+                None => reference = Some((*id, hashes)),
+                Some((first, expected)) => {
+                    assert_eq!(expected, &hashes, "node {first} and node {id} differ")
+                }
+            }
+        }
+        lowest
+    }
+
+    pub async fn stop(mut self) {
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for id in ids {
+            self.kill(id).await;
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! baton-primitives: the vocabulary every other crate speaks, with no I/O.
+//!
+//! - [`entry`]: the sequencer entries that make up the replicated log
+//!   (`BlockStart`, `Transactions`, `BlockEnd`) and their versioned encoding.
+//! - [`genesis`]: geth-style `genesis.json`, the chain spec derived from it and the
+//!   genesis header.
+//! - [`block`]: the open block and sealed blocks (alloy headers, hash = keccak(rlp)).
+//! - [`member`]: node ids and what a member publishes about itself (peer id,
+//!   p2p address, RPC URL).
+//! - [`codec`]: the one bounded binary codec used on disk and on the wire.
+
+pub mod block;
+pub mod codec;
+pub mod entry;
+pub mod genesis;
+pub mod member;
+
+pub use block::{OpenBlock, SealedBlock};
+pub use entry::{BlockEnd, BlockStart, SequencerEntry, TxBatch};
+pub use genesis::{ChainSpec, Genesis, GenesisError};
+pub use member::{Member, NodeId};

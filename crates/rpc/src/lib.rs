@@ -1,0 +1,80 @@
+//! baton-rpc: the JSON-RPC every node serves, HTTP and WebSocket on one port.
+//!
+//! ```text
+//!  wallet / operator ──HTTP|WS──▶ jsonrpsee ──▶ eth_*      (applied chain, via Store)
+//!                                            ├─▶ conductor_* (Raft leadership, membership)
+//!                                            └─▶ baton_*     (node status)
+//! ```
+//!
+//! Every answer comes from applied (hence committed) state: DESIGN invariant 1.
+
+mod baton;
+mod conductor;
+mod eth;
+
+use std::net::SocketAddr;
+
+use baton_consensus::Consensus;
+use baton_storage::Store;
+use jsonrpsee::{
+    RpcModule,
+    server::{BatchRequestConfig, Server, ServerConfig, ServerHandle},
+    types::ErrorObjectOwned,
+};
+
+pub use baton::BatonApiServer;
+pub use conductor::ConductorApiServer;
+pub use eth::EthApiServer;
+
+/// Largest request body we read (a batch of raw transactions fits comfortably).
+pub const MAX_REQUEST_BYTES: u32 = 5 * 1024 * 1024;
+/// Most calls in one JSON-RPC batch.
+pub const MAX_BATCH_LEN: u32 = 100;
+
+/// Why the RPC server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    #[error("cannot serve JSON-RPC: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot register RPC methods: {0}")]
+    Register(#[from] jsonrpsee::core::RegisterMethodError),
+}
+
+/// What the handlers read from.
+#[derive(Debug, Clone)]
+pub struct RpcContext {
+    pub chain_id: u64,
+    pub consensus: Consensus,
+    pub store: Store,
+    pub client_version: String,
+}
+
+/// Serves every namespace on `listener` until the returned handle is stopped.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    context: RpcContext,
+) -> Result<(ServerHandle, SocketAddr), RpcError> {
+    listener.set_nonblocking(true)?;
+    let config = ServerConfig::builder()
+        .max_request_body_size(MAX_REQUEST_BYTES)
+        .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH_LEN))
+        .build();
+    let server = Server::builder()
+        .set_config(config)
+        .build_from_tcp(listener)?;
+    let addr = server.local_addr()?;
+    let mut module = RpcModule::new(());
+    module.merge(EthApiServer::into_rpc(context.clone()))?;
+    module.merge(ConductorApiServer::into_rpc(context.clone()))?;
+    module.merge(BatonApiServer::into_rpc(context))?;
+    Ok((server.start(module), addr))
+}
+
+/// JSON-RPC internal error (-32603) carrying `message`.
+fn internal(message: impl std::fmt::Display) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(
+        jsonrpsee::types::error::INTERNAL_ERROR_CODE,
+        message.to_string(),
+        None::<()>,
+    )
+}

@@ -1,0 +1,304 @@
+//! The chain half of the store: sealed blocks, the open block, the head, and
+//! the state machine's `applied` record, all written through [`ChainWrite`].
+
+use alloy_consensus::Header;
+use alloy_primitives::{Address, B256, Bytes};
+use alloy_rlp::{Decodable, Encodable};
+use baton_primitives::{OpenBlock, SealedBlock, codec};
+use rocksdb::{IteratorMode, WriteBatch};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    CF_BLOCK_HASHES, CF_BLOCKS, CF_CHAIN_META, StorageError, StorageResult, Store, decode_index,
+    index_key, sync_write,
+};
+
+const KEY_APPLIED: &[u8] = b"applied";
+const KEY_OPEN_BLOCK: &[u8] = b"open_block";
+const KEY_HEAD: &[u8] = b"head";
+const KEY_IDENTITY: &[u8] = b"identity";
+const KEY_SNAPSHOT: &[u8] = b"snapshot";
+
+/// Whose data dir this is: written on first start, checked on every start, so a
+/// node never runs on another member's or another chain's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub node_id: u64,
+    pub genesis_hash: B256,
+}
+
+/// A block as stored: header RLP (so the hash is reproducible byte for byte) and body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct BlockRecord {
+    header_rlp: Vec<u8>,
+    hash: B256,
+    txs: Vec<(Bytes, Address)>,
+}
+
+impl BlockRecord {
+    fn from_block(block: &SealedBlock) -> Self {
+        let mut header_rlp = Vec::with_capacity(600);
+        block.header.encode(&mut header_rlp);
+        Self {
+            header_rlp,
+            hash: block.hash,
+            txs: block.txs.clone(),
+        }
+    }
+
+    /// Decodes the header and checks the stored hash against it.
+    fn into_block(self) -> StorageResult<SealedBlock> {
+        let header = Header::decode(&mut self.header_rlp.as_slice())
+            .map_err(|e| StorageError::Corrupt(format!("block header: {e}")))?;
+        let block = SealedBlock::new(header, self.txs);
+        if block.hash != self.hash {
+            return Err(StorageError::Corrupt(format!(
+                "block {} hashes to {}, stored as {}",
+                block.number(),
+                block.hash,
+                self.hash
+            )));
+        }
+        Ok(block)
+    }
+}
+
+/// The whole chain, as a snapshot carries it to a node that is far behind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainExport {
+    blocks: Vec<BlockRecord>,
+    open_block: Option<OpenBlock>,
+}
+
+impl ChainExport {
+    pub fn head_number(&self) -> Option<u64> {
+        self.blocks.len().checked_sub(1).map(|last| last as u64)
+    }
+}
+
+impl Store {
+    pub fn identity(&self) -> StorageResult<Option<Identity>> {
+        self.chain_meta(KEY_IDENTITY)
+    }
+
+    /// Records whose data dir this is (fsynced).
+    pub fn set_identity(&self, identity: &Identity) -> StorageResult<()> {
+        self.db.put_cf_opt(
+            self.cf(CF_CHAIN_META),
+            KEY_IDENTITY,
+            codec::encode(identity)?,
+            &sync_write(),
+        )?;
+        Ok(())
+    }
+
+    pub fn block(&self, number: u64) -> StorageResult<Option<SealedBlock>> {
+        match self.db.get_cf(self.cf(CF_BLOCKS), index_key(number))? {
+            None => Ok(None),
+            Some(bytes) => codec::decode::<BlockRecord>(&bytes)?.into_block().map(Some),
+        }
+    }
+
+    pub fn block_number(&self, hash: B256) -> StorageResult<Option<u64>> {
+        match self.db.get_cf(self.cf(CF_BLOCK_HASHES), hash.as_slice())? {
+            None => Ok(None),
+            Some(bytes) => decode_index(&bytes).map(Some),
+        }
+    }
+
+    /// Number and hash of the newest sealed block.
+    pub fn head(&self) -> StorageResult<Option<(u64, B256)>> {
+        self.chain_meta(KEY_HEAD)
+    }
+
+    pub fn open_block(&self) -> StorageResult<Option<OpenBlock>> {
+        self.chain_meta(KEY_OPEN_BLOCK)
+    }
+
+    /// The state machine's record of what it has applied (opaque here).
+    pub fn applied(&self) -> StorageResult<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(CF_CHAIN_META), KEY_APPLIED)?)
+    }
+
+    /// The last snapshot this node built or installed (opaque here).
+    pub fn snapshot(&self) -> StorageResult<Option<Vec<u8>>> {
+        Ok(self.db.get_cf(self.cf(CF_CHAIN_META), KEY_SNAPSHOT)?)
+    }
+
+    /// Stores a snapshot (fsynced: Raft may purge the log it replaces).
+    pub fn save_snapshot(&self, bytes: Vec<u8>) -> StorageResult<()> {
+        self.db
+            .put_cf_opt(self.cf(CF_CHAIN_META), KEY_SNAPSHOT, bytes, &sync_write())?;
+        Ok(())
+    }
+
+    /// Every sealed block and the open block, oldest first.
+    pub fn export_chain(&self) -> StorageResult<ChainExport> {
+        let mut blocks = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_BLOCKS), IteratorMode::Start) {
+            let (key, value) = item?;
+            let expected = blocks.len() as u64;
+            if decode_index(&key)? != expected {
+                return Err(StorageError::Corrupt(format!(
+                    "block {expected} is missing"
+                )));
+            }
+            blocks.push(codec::decode::<BlockRecord>(&value)?);
+        }
+        Ok(ChainExport {
+            blocks,
+            open_block: self.open_block()?,
+        })
+    }
+
+    /// Starts a batch of chain writes; nothing is visible until [`ChainWrite::commit`].
+    pub fn chain_write(&self) -> ChainWrite<'_> {
+        ChainWrite {
+            store: self,
+            batch: WriteBatch::default(),
+        }
+    }
+
+    fn chain_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> StorageResult<Option<T>> {
+        match self.db.get_cf(self.cf(CF_CHAIN_META), key)? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
+        }
+    }
+}
+
+/// One atomic change to the chain: blocks, open block, head and `applied` land
+/// together or not at all (DESIGN invariant 7).
+#[must_use = "a ChainWrite does nothing until committed"]
+pub struct ChainWrite<'a> {
+    store: &'a Store,
+    batch: WriteBatch,
+}
+
+impl std::fmt::Debug for ChainWrite<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainWrite")
+            .field("ops", &self.batch.len())
+            .finish()
+    }
+}
+
+impl ChainWrite<'_> {
+    /// Stores a sealed block and makes it the head.
+    pub fn put_block(&mut self, block: &SealedBlock) -> StorageResult<()> {
+        let record = codec::encode(&BlockRecord::from_block(block))?;
+        let number = index_key(block.number());
+        self.batch.put_cf(self.store.cf(CF_BLOCKS), number, record);
+        self.batch.put_cf(
+            self.store.cf(CF_BLOCK_HASHES),
+            block.hash.as_slice(),
+            number,
+        );
+        self.batch.put_cf(
+            self.store.cf(CF_CHAIN_META),
+            KEY_HEAD,
+            codec::encode(&(block.number(), block.hash))?,
+        );
+        Ok(())
+    }
+
+    pub fn set_open_block(&mut self, open: Option<&OpenBlock>) -> StorageResult<()> {
+        let cf = self.store.cf(CF_CHAIN_META);
+        match open {
+            Some(open) => self.batch.put_cf(cf, KEY_OPEN_BLOCK, codec::encode(open)?),
+            None => self.batch.delete_cf(cf, KEY_OPEN_BLOCK),
+        }
+        Ok(())
+    }
+
+    pub fn set_applied(&mut self, applied: Vec<u8>) {
+        self.batch
+            .put_cf(self.store.cf(CF_CHAIN_META), KEY_APPLIED, applied);
+    }
+
+    /// Replaces the whole chain with `export` (installing a snapshot).
+    pub fn replace_chain(&mut self, export: ChainExport) -> StorageResult<()> {
+        let blocks = self.store.cf(CF_BLOCKS);
+        let hashes = self.store.cf(CF_BLOCK_HASHES);
+        let meta = self.store.cf(CF_CHAIN_META);
+        self.batch
+            .delete_range_cf(blocks, index_key(0), index_key(u64::MAX));
+        self.batch.delete_cf(blocks, index_key(u64::MAX));
+        self.batch
+            .delete_range_cf(hashes, [0u8; 32].as_slice(), [0xffu8; 32].as_slice());
+        self.batch.delete_cf(hashes, [0xffu8; 32].as_slice());
+        self.batch.delete_cf(meta, KEY_HEAD);
+        for record in export.blocks {
+            let block = record.into_block()?;
+            self.put_block(&block)?;
+        }
+        self.set_open_block(export.open_block.as_ref())
+    }
+
+    /// Writes the batch atomically. Not fsynced: the Raft log is the durable copy,
+    /// and a node re-applies from it after a crash.
+    pub fn commit(self) -> StorageResult<()> {
+        self.store.db.write(self.batch)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_primitives::ChainSpec;
+
+    fn genesis_block() -> SealedBlock {
+        SealedBlock::new(ChainSpec::dev().genesis_header, vec![])
+    }
+
+    #[test]
+    fn blocks_round_trip_and_export_replaces() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let genesis = genesis_block();
+        let mut write = store.chain_write();
+        write.put_block(&genesis).expect("put");
+        write.set_applied(b"a1".to_vec());
+        write.commit().expect("commit");
+
+        assert_eq!(store.block(0).expect("read"), Some(genesis.clone()));
+        assert_eq!(store.block_number(genesis.hash).expect("read"), Some(0));
+        assert_eq!(store.head().expect("head"), Some((0, genesis.hash)));
+        assert_eq!(store.applied().expect("applied"), Some(b"a1".to_vec()));
+
+        let export = store.export_chain().expect("export");
+        assert_eq!(export.head_number(), Some(0));
+
+        let other_dir = tempfile::tempdir().expect("tempdir");
+        let other = Store::open(other_dir.path()).expect("open");
+        let mut write = other.chain_write();
+        write.replace_chain(export).expect("replace");
+        write.commit().expect("commit");
+        assert_eq!(other.head().expect("head"), Some((0, genesis.hash)));
+    }
+
+    #[test]
+    fn identity_is_persisted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let identity = Identity {
+            node_id: 3,
+            genesis_hash: B256::repeat_byte(9),
+        };
+        {
+            let store = Store::open(dir.path()).expect("open");
+            assert_eq!(store.identity().expect("read"), None);
+            store.set_identity(&identity).expect("write");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.identity().expect("read"), Some(identity));
+    }
+
+    #[test]
+    fn a_garbage_data_dir_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("CURRENT"), b"garbage\n").expect("write");
+        let err = Store::open(dir.path()).expect_err("corrupt");
+        assert!(err.to_string().contains("cannot open database"), "{err}");
+    }
+}

@@ -1,0 +1,105 @@
+//! baton-storage: everything a node keeps on disk, in one RocksDB.
+//!
+//! ```text
+//!  column family  key                      value
+//!  raft_log       index (u64 BE)           encoded Raft entry (opaque here)
+//!  raft_meta      "vote" | "last_purged"   encoded openraft value (opaque here)
+//!  blocks         number (u64 BE)          header RLP + body
+//!  block_hashes   hash (32 bytes)          number (u64 BE)
+//!  chain_meta     "applied" | "open_block" | "head" | "identity" | "snapshot"
+//! ```
+//!
+//! The Raft half ([`Store::log_append`], [`Store::save_raft_meta`], …) writes
+//! synchronously: when a call returns, the data is fsynced (DESIGN invariant 7).
+//! The chain half is written through [`ChainWrite`], one RocksDB write batch per
+//! apply, so applied state and `last_applied` always move together.
+
+mod chain;
+mod error;
+mod raft;
+
+use std::{path::Path, sync::Arc};
+
+use rocksdb::{ColumnFamilyDescriptor, DB, DBCompressionType, Options};
+
+pub use chain::{ChainExport, ChainWrite, Identity};
+pub use error::{StorageError, StorageResult};
+
+const CF_RAFT_LOG: &str = "raft_log";
+const CF_RAFT_META: &str = "raft_meta";
+const CF_BLOCKS: &str = "blocks";
+const CF_BLOCK_HASHES: &str = "block_hashes";
+const CF_CHAIN_META: &str = "chain_meta";
+const COLUMN_FAMILIES: [&str; 5] = [
+    CF_RAFT_LOG,
+    CF_RAFT_META,
+    CF_BLOCKS,
+    CF_BLOCK_HASHES,
+    CF_CHAIN_META,
+];
+
+/// A node's database. Cheap to clone; every clone is the same database.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<DB>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.db.path())
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database under `path`.
+    pub fn open(path: &Path) -> StorageResult<Self> {
+        std::fs::create_dir_all(path).map_err(|source| StorageError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        options.set_compression_type(DBCompressionType::Lz4);
+        // Detect torn or corrupt files at open rather than serve bad data later.
+        options.set_paranoid_checks(true);
+        let families = COLUMN_FAMILIES.map(|name| {
+            let mut cf = Options::default();
+            cf.set_compression_type(DBCompressionType::Lz4);
+            ColumnFamilyDescriptor::new(name, cf)
+        });
+        let db = DB::open_cf_descriptors(&options, path, families).map_err(|source| {
+            StorageError::Open {
+                path: path.display().to_string(),
+                source,
+            }
+        })?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    fn cf(&self, name: &'static str) -> &rocksdb::ColumnFamily {
+        // Every family in COLUMN_FAMILIES is created by `open`.
+        self.db
+            .cf_handle(name)
+            .unwrap_or_else(|| unreachable!("column family {name} is created at open"))
+    }
+}
+
+fn sync_write() -> rocksdb::WriteOptions {
+    let mut options = rocksdb::WriteOptions::default();
+    options.set_sync(true);
+    options
+}
+
+fn index_key(index: u64) -> [u8; 8] {
+    index.to_be_bytes()
+}
+
+fn decode_index(key: &[u8]) -> StorageResult<u64> {
+    let bytes: [u8; 8] = key
+        .try_into()
+        .map_err(|_| StorageError::Corrupt(format!("key of {} bytes, want 8", key.len())))?;
+    Ok(u64::from_be_bytes(bytes))
+}
