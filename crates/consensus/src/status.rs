@@ -33,6 +33,7 @@ impl From<ServerState> for Role {
 
 /// Whether a member votes (op-conductor's word).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Suffrage {
     Voter,
     Nonvoter,

@@ -51,7 +51,11 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
         extra: ConfigFile::default(),
     })?;
     cluster.start_all()?;
-    if let Err(e) = cluster.wait_for_leader(Duration::from_secs(30)).await {
+    let ready = async {
+        cluster.wait_for_leader(Duration::from_secs(30)).await?;
+        cluster.wait_for_height(0, Duration::from_secs(30)).await
+    };
+    if let Err(e) = ready.await {
         for node in &cluster.nodes {
             eprintln!(
                 "--- node {} ({}):\n{}",
