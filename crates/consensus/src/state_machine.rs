@@ -12,9 +12,11 @@
 
 use std::{io, sync::Arc};
 
+use alloy_primitives::keccak256;
+use alloy_trie::KECCAK_EMPTY;
 use baton_execution::{BlockStep, ExecutionError, apply_entry};
 use baton_primitives::{BlockStart, ChainSpec, OpenBlock, SealedBlock, codec};
-use baton_storage::{ChainExport, Store};
+use baton_storage::{AccountRecord, ChainExport, Store};
 use futures::{Stream, TryStreamExt};
 use openraft::{
     EntryPayload, OptionalSend, RaftSnapshotBuilder, entry::RaftEntry, storage::EntryResponder,
@@ -70,10 +72,7 @@ impl StateMachine {
     /// Loads the applied chain from `store`, writing the genesis block on first start.
     pub fn open(store: Store, spec: &ChainSpec) -> io::Result<(Self, watch::Receiver<ChainView>)> {
         if store.head().map_err(io::Error::other)?.is_none() {
-            let genesis = SealedBlock::new(spec.genesis_header.clone(), Vec::new());
-            let mut write = store.chain_write();
-            write.put_block(&genesis).map_err(io::Error::other)?;
-            write.commit().map_err(io::Error::other)?;
+            write_genesis(&store, spec).map_err(io::Error::other)?;
         }
         let (head, open, applied) = load(&store)?;
         if head.number() == 0 && head.hash != spec.genesis_hash {
@@ -105,6 +104,32 @@ impl StateMachine {
             &self.applied,
         ));
     }
+}
+
+/// Block 0 and its allocation, in one batch.
+fn write_genesis(store: &Store, spec: &ChainSpec) -> baton_storage::StorageResult<()> {
+    let mut write = store.chain_write();
+    write.put_block(&SealedBlock::new(spec.genesis_header.clone(), Vec::new()))?;
+    for (address, account) in &spec.genesis.alloc {
+        let code_hash = match account.non_empty_code() {
+            Some(code) => {
+                let hash = keccak256(code);
+                write.put_code(hash, code);
+                hash
+            }
+            None => KECCAK_EMPTY,
+        };
+        let record = AccountRecord {
+            nonce: account.nonce.unwrap_or_default(),
+            balance: account.balance,
+            code_hash,
+        };
+        write.put_account(*address, Some(&record))?;
+        for (slot, value) in account.storage_slots() {
+            write.put_storage(*address, slot.into(), value);
+        }
+    }
+    write.commit()
 }
 
 fn load(store: &Store) -> io::Result<(Arc<SealedBlock>, Option<OpenBlock>, Applied)> {

@@ -87,6 +87,9 @@ pub struct NodeArgs {
     /// Fee recipient of the blocks this node seals.
     #[arg(long)]
     pub coinbase: Option<Address>,
+    /// With the built-in dev genesis: fund this many accounts of the dev mnemonic.
+    #[arg(long)]
+    pub dev_accounts: Option<u32>,
     /// A member: id=N,peer=PEER_ID,p2p=MULTIADDR,rpc=URL (repeat for each; replaces the file's list).
     #[arg(long = "member")]
     pub members: Vec<MemberEntry>,
@@ -110,6 +113,7 @@ impl NodeArgs {
             election_timeout_max_ms: self.election_timeout_max_ms,
             snapshot_every: self.snapshot_every,
             coinbase: self.coinbase,
+            dev_accounts: self.dev_accounts,
             members: self.members,
         };
         Ok(file.overridden_by(flags).resolve()?)

@@ -18,7 +18,7 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, str::FromStr, t
 
 use alloy_primitives::Address;
 use baton_p2p::{Multiaddr, PeerId};
-use baton_primitives::{Member, NodeId};
+use baton_primitives::{Member, NodeId, genesis::DEV_ACCOUNTS};
 use serde::{Deserialize, Serialize};
 
 /// A configuration that cannot run, with the reason in words an operator acts on.
@@ -63,6 +63,8 @@ pub struct ConfigFile {
     pub election_timeout_max_ms: Option<u64>,
     pub snapshot_every: Option<u64>,
     pub coinbase: Option<Address>,
+    /// With the built-in dev genesis: how many mnemonic accounts it funds.
+    pub dev_accounts: Option<u32>,
     #[serde(default)]
     pub members: Vec<MemberEntry>,
 }
@@ -134,6 +136,7 @@ impl ConfigFile {
                 .or(self.election_timeout_max_ms),
             snapshot_every: other.snapshot_every.or(self.snapshot_every),
             coinbase: other.coinbase.or(self.coinbase),
+            dev_accounts: other.dev_accounts.or(self.dev_accounts),
             members: if other.members.is_empty() {
                 self.members
             } else {
@@ -184,6 +187,7 @@ impl ConfigFile {
             timing,
             snapshot_every: self.snapshot_every.unwrap_or(10_000).max(1),
             coinbase: self.coinbase.unwrap_or(Address::ZERO),
+            dev_accounts: self.dev_accounts.unwrap_or(DEV_ACCOUNTS),
             members,
         })
     }
@@ -303,6 +307,8 @@ pub struct NodeConfig {
     pub timing: Timing,
     pub snapshot_every: u64,
     pub coinbase: Address,
+    /// Accounts the built-in dev genesis funds (ignored with a genesis file).
+    pub dev_accounts: u32,
     pub members: BTreeMap<NodeId, ResolvedMember>,
 }
 

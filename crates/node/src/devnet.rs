@@ -3,7 +3,10 @@
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use baton_consensus::{NodeStatus, Role};
-use baton_primitives::{NodeId, genesis::DEV_CHAIN_ID};
+use baton_primitives::{
+    NodeId, dev_accounts,
+    genesis::{DEV_ACCOUNTS, DEV_CHAIN_ID, DEV_MNEMONIC},
+};
 use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -29,6 +32,9 @@ pub struct DevnetArgs {
     pub p2p_port: u16,
     #[arg(long, default_value_t = 1000)]
     pub block_time_ms: u64,
+    /// Fund this many accounts of the dev mnemonic with 10,000 ETH each.
+    #[arg(long, default_value_t = DEV_ACCOUNTS)]
+    pub accounts: u32,
 }
 
 pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
@@ -48,7 +54,10 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
         rpc_port: args.rpc_port,
         p2p_port: args.p2p_port,
         block_time_ms: args.block_time_ms,
-        extra: ConfigFile::default(),
+        extra: ConfigFile {
+            dev_accounts: Some(args.accounts),
+            ..ConfigFile::default()
+        },
     })?;
     cluster.start_all()?;
     let ready = async {
@@ -80,6 +89,7 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
             ""
         }
     );
+    print_accounts(args.accounts);
     let statuses = cluster.statuses().await;
     print_table(&statuses_with_urls(&cluster, &statuses));
     println!(
@@ -126,6 +136,19 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
     println!("stopping {} nodes…", cluster.nodes.len());
     cluster.stop_all(Duration::from_secs(5));
     Ok(())
+}
+
+fn print_accounts(count: u32) {
+    let accounts = dev_accounts(count);
+    println!("Dev accounts (10,000 ETH each; mnemonic \"{DEV_MNEMONIC}\"):");
+    for (i, account) in accounts.iter().enumerate() {
+        println!("({i}) {}", account.address);
+    }
+    println!("\nPrivate keys (public knowledge: use them on this devnet only):");
+    for (i, account) in accounts.iter().enumerate() {
+        println!("({i}) {}", account.private_key);
+    }
+    println!();
 }
 
 fn leader_of(statuses: &[(NodeId, Option<NodeStatus>)]) -> Option<(NodeId, NodeStatus)> {

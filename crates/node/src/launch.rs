@@ -42,7 +42,7 @@ pub async fn launch(
 ) -> eyre::Result<Node> {
     let spec = match &config.genesis {
         Some(path) => ChainSpec::from_file(path)?,
-        None => ChainSpec::dev(),
+        None => ChainSpec::dev_with_accounts(config.dev_accounts),
     };
 
     let store = Store::open(&config.data_dir.join("db"))?;
@@ -123,6 +123,7 @@ pub async fn launch(
             chain_id: spec.chain_id,
             consensus: consensus.clone(),
             store,
+            network: network.clone(),
             client_version: format!("baton/v{}", env!("CARGO_PKG_VERSION")),
         },
     )

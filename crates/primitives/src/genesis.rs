@@ -9,13 +9,46 @@ use std::path::Path;
 use alloy_consensus::{EMPTY_OMMER_ROOT_HASH, Header, constants::EMPTY_WITHDRAWALS};
 use alloy_eips::{eip1559::INITIAL_BASE_FEE, eip7685::EMPTY_REQUESTS_HASH};
 pub use alloy_genesis::Genesis;
-use alloy_primitives::{B256, Bloom};
+use alloy_genesis::GenesisAccount;
+use alloy_primitives::{Address, B256, Bloom, U256};
+use alloy_signer_local::{MnemonicBuilder, PrivateKeySigner, coins_bip39::English};
 use alloy_trie::{EMPTY_ROOT_HASH, TrieAccount, root::state_root_unhashed};
 
 /// Chain id of the built-in development genesis.
 pub const DEV_CHAIN_ID: u64 = 7331;
 /// Gas limit of the built-in development genesis (the current L1 default).
 pub const DEV_GAS_LIMIT: u64 = 30_000_000;
+/// The well-known development mnemonic (anvil's, hardhat's): its keys are public,
+/// so the dev chain is for local use only.
+pub const DEV_MNEMONIC: &str = "test test test test test test test test test test test junk";
+/// How many dev accounts the built-in genesis funds unless told otherwise.
+pub const DEV_ACCOUNTS: u32 = 10;
+/// Each dev account starts with 10,000 ETH.
+pub const DEV_BALANCE: U256 = U256::from_limbs([0x19e0_c9ba_b240_0000, 0x21e, 0, 0]);
+
+/// A funded development account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevAccount {
+    pub address: Address,
+    pub private_key: B256,
+}
+
+/// The first `count` accounts of [`DEV_MNEMONIC`] (BIP-44 path m/44'/60'/0'/0/i).
+pub fn dev_accounts(count: u32) -> Vec<DevAccount> {
+    (0..count)
+        .map(|index| {
+            let signer: PrivateKeySigner = MnemonicBuilder::<English>::default()
+                .phrase(DEV_MNEMONIC)
+                .index(index)
+                .and_then(|builder| builder.build())
+                .expect("the dev mnemonic and a u32 index always derive a key");
+            DevAccount {
+                address: signer.address(),
+                private_key: B256::from_slice(&signer.to_bytes()[..]),
+            }
+        })
+        .collect()
+}
 
 /// A genesis file could not be read or does not describe a usable chain.
 #[derive(Debug, thiserror::Error)]
@@ -47,12 +80,27 @@ pub struct ChainSpec {
 }
 
 impl ChainSpec {
-    /// The built-in development chain.
+    /// The built-in development chain, funding the first [`DEV_ACCOUNTS`] dev accounts.
     pub fn dev() -> Self {
+        Self::dev_with_accounts(DEV_ACCOUNTS)
+    }
+
+    /// The built-in development chain, funding the first `accounts` dev accounts
+    /// with 10,000 ETH each.
+    pub fn dev_with_accounts(accounts: u32) -> Self {
         let mut genesis = Genesis::default();
         genesis.config.chain_id = DEV_CHAIN_ID;
         genesis.gas_limit = DEV_GAS_LIMIT;
         genesis.base_fee_per_gas = Some(u128::from(INITIAL_BASE_FEE));
+        genesis.alloc = dev_accounts(accounts)
+            .into_iter()
+            .map(|account| {
+                (
+                    account.address,
+                    GenesisAccount::default().with_balance(DEV_BALANCE),
+                )
+            })
+            .collect();
         Self::from_genesis(genesis).expect("the built-in dev genesis is valid")
     }
 
@@ -155,6 +203,33 @@ fn genesis_header(genesis: &Genesis) -> Header {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dev_accounts_are_the_well_known_ones() {
+        let accounts = dev_accounts(2);
+        assert_eq!(
+            accounts[0].address,
+            "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+                .parse::<Address>()
+                .expect("address")
+        );
+        assert_eq!(
+            accounts[0].private_key,
+            "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+                .parse::<B256>()
+                .expect("key")
+        );
+        assert_eq!(
+            accounts[1].address,
+            "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+                .parse::<Address>()
+                .expect("address")
+        );
+        assert_eq!(
+            DEV_BALANCE,
+            U256::from(10_000u64) * U256::from(10u64).pow(U256::from(18u64))
+        );
+    }
 
     #[test]
     fn dev_genesis_is_stable_and_valid() {

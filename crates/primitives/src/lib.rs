@@ -17,5 +17,5 @@ pub mod member;
 
 pub use block::{OpenBlock, SealedBlock};
 pub use entry::{BlockEnd, BlockStart, SequencerEntry, TxBatch};
-pub use genesis::{ChainSpec, Genesis, GenesisError};
+pub use genesis::{ChainSpec, DevAccount, Genesis, GenesisError, dev_accounts};
 pub use member::{Member, NodeId};

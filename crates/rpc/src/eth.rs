@@ -27,6 +27,13 @@ pub trait EthApi {
 
     #[method(name = "eth_getBlockByHash")]
     fn block_by_hash(&self, hash: B256, full: bool) -> RpcResult<Option<Block>>;
+
+    #[method(name = "eth_getBlockTransactionCountByNumber")]
+    fn block_transaction_count_by_number(&self, number: BlockNumberOrTag)
+    -> RpcResult<Option<U64>>;
+
+    #[method(name = "eth_getBlockTransactionCountByHash")]
+    fn block_transaction_count_by_hash(&self, hash: B256) -> RpcResult<Option<U64>>;
 }
 
 impl RpcContext {
@@ -35,7 +42,28 @@ impl RpcContext {
     }
 
     fn block(&self, number: u64) -> RpcResult<Option<Block>> {
-        Ok(self.store.block(number).map_err(internal)?.map(rpc_block))
+        Ok(self.sealed_block(number)?.map(rpc_block))
+    }
+
+    fn sealed_block(&self, number: u64) -> RpcResult<Option<SealedBlock>> {
+        self.store.block(number).map_err(internal)
+    }
+
+    /// The number a tag or number names; every tag but `earliest` is the head,
+    /// because everything applied is committed by a quorum and final.
+    fn resolve(&self, number: BlockNumberOrTag) -> u64 {
+        match number {
+            BlockNumberOrTag::Number(n) => n,
+            BlockNumberOrTag::Earliest => 0,
+            BlockNumberOrTag::Latest
+            | BlockNumberOrTag::Pending
+            | BlockNumberOrTag::Safe
+            | BlockNumberOrTag::Finalized => self.head_number(),
+        }
+    }
+
+    fn block_number_of(&self, hash: B256) -> RpcResult<Option<u64>> {
+        self.store.block_number(hash).map_err(internal)
     }
 }
 
@@ -75,22 +103,27 @@ impl EthApiServer for RpcContext {
     }
 
     fn block_by_number(&self, number: BlockNumberOrTag, _full: bool) -> RpcResult<Option<Block>> {
-        let number = match number {
-            BlockNumberOrTag::Number(n) => n,
-            BlockNumberOrTag::Earliest => 0,
-            // Everything applied is committed by a quorum and can never be rolled
-            // back, so the head is also safe and finalized.
-            BlockNumberOrTag::Latest
-            | BlockNumberOrTag::Pending
-            | BlockNumberOrTag::Safe
-            | BlockNumberOrTag::Finalized => self.head_number(),
-        };
-        self.block(number)
+        self.block(self.resolve(number))
     }
 
     fn block_by_hash(&self, hash: B256, _full: bool) -> RpcResult<Option<Block>> {
-        match self.store.block_number(hash).map_err(internal)? {
+        match self.block_number_of(hash)? {
             Some(number) => self.block(number),
+            None => Ok(None),
+        }
+    }
+
+    fn block_transaction_count_by_number(
+        &self,
+        number: BlockNumberOrTag,
+    ) -> RpcResult<Option<U64>> {
+        let block = self.sealed_block(self.resolve(number))?;
+        Ok(block.map(|b| U64::from(b.txs.len())))
+    }
+
+    fn block_transaction_count_by_hash(&self, hash: B256) -> RpcResult<Option<U64>> {
+        match self.block_number_of(hash)? {
+            Some(number) => Ok(self.sealed_block(number)?.map(|b| U64::from(b.txs.len()))),
             None => Ok(None),
         }
     }

@@ -11,6 +11,7 @@
 mod baton;
 mod conductor;
 mod eth;
+mod state;
 
 use std::net::SocketAddr;
 
@@ -25,6 +26,7 @@ use jsonrpsee::{
 pub use baton::BatonApiServer;
 pub use conductor::ConductorApiServer;
 pub use eth::EthApiServer;
+pub use state::StateApiServer;
 
 /// Largest request body we read (a batch of raw transactions fits comfortably).
 pub const MAX_REQUEST_BYTES: u32 = 5 * 1024 * 1024;
@@ -46,6 +48,7 @@ pub struct RpcContext {
     pub chain_id: u64,
     pub consensus: Consensus,
     pub store: Store,
+    pub network: baton_p2p::Network,
     pub client_version: String,
 }
 
@@ -65,9 +68,19 @@ pub async fn serve(
     let addr = server.local_addr()?;
     let mut module = RpcModule::new(());
     module.merge(EthApiServer::into_rpc(context.clone()))?;
+    module.merge(StateApiServer::into_rpc(context.clone()))?;
     module.merge(ConductorApiServer::into_rpc(context.clone()))?;
     module.merge(BatonApiServer::into_rpc(context))?;
     Ok((server.start(module), addr))
+}
+
+/// JSON-RPC invalid params (-32602) carrying `message`.
+fn invalid_params(message: impl std::fmt::Display) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(
+        jsonrpsee::types::error::INVALID_PARAMS_CODE,
+        message.to_string(),
+        None::<()>,
+    )
 }
 
 /// JSON-RPC internal error (-32603) carrying `message`.

@@ -9,8 +9,8 @@ use rocksdb::{IteratorMode, WriteBatch};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CF_BLOCK_HASHES, CF_BLOCKS, CF_CHAIN_META, StorageError, StorageResult, Store, decode_index,
-    index_key, sync_write,
+    CF_BLOCK_HASHES, CF_BLOCKS, CF_CHAIN_META, CF_NODE_META, CHAIN_FAMILIES, StorageError,
+    StorageResult, Store, decode_index, index_key, sync_write,
 };
 
 const KEY_APPLIED: &[u8] = b"applied";
@@ -63,28 +63,39 @@ impl BlockRecord {
     }
 }
 
-/// The whole chain, as a snapshot carries it to a node that is far behind.
+/// The whole chain (blocks and state), as a snapshot carries it to a node that is
+/// far behind: every key and value of every chain column family.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainExport {
-    blocks: Vec<BlockRecord>,
-    open_block: Option<OpenBlock>,
+    families: Vec<(String, Rows)>,
 }
 
+/// Key-value pairs of one column family, in key order.
+type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
 impl ChainExport {
-    pub fn head_number(&self) -> Option<u64> {
-        self.blocks.len().checked_sub(1).map(|last| last as u64)
+    /// Number of key-value pairs carried.
+    pub fn len(&self) -> usize {
+        self.families.iter().map(|(_, rows)| rows.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
 impl Store {
     pub fn identity(&self) -> StorageResult<Option<Identity>> {
-        self.chain_meta(KEY_IDENTITY)
+        match self.db.get_cf(self.cf(CF_NODE_META), KEY_IDENTITY)? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
+        }
     }
 
     /// Records whose data dir this is (fsynced).
     pub fn set_identity(&self, identity: &Identity) -> StorageResult<()> {
         self.db.put_cf_opt(
-            self.cf(CF_CHAIN_META),
+            self.cf(CF_NODE_META),
             KEY_IDENTITY,
             codec::encode(identity)?,
             &sync_write(),
@@ -122,33 +133,29 @@ impl Store {
 
     /// The last snapshot this node built or installed (opaque here).
     pub fn snapshot(&self) -> StorageResult<Option<Vec<u8>>> {
-        Ok(self.db.get_cf(self.cf(CF_CHAIN_META), KEY_SNAPSHOT)?)
+        Ok(self.db.get_cf(self.cf(CF_NODE_META), KEY_SNAPSHOT)?)
     }
 
     /// Stores a snapshot (fsynced: Raft may purge the log it replaces).
     pub fn save_snapshot(&self, bytes: Vec<u8>) -> StorageResult<()> {
         self.db
-            .put_cf_opt(self.cf(CF_CHAIN_META), KEY_SNAPSHOT, bytes, &sync_write())?;
+            .put_cf_opt(self.cf(CF_NODE_META), KEY_SNAPSHOT, bytes, &sync_write())?;
         Ok(())
     }
 
-    /// Every sealed block and the open block, oldest first.
+    /// Every row of every chain column family. Call it where no chain write can
+    /// interleave (the state machine's own task), so the export is one state.
     pub fn export_chain(&self) -> StorageResult<ChainExport> {
-        let mut blocks = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_BLOCKS), IteratorMode::Start) {
-            let (key, value) = item?;
-            let expected = blocks.len() as u64;
-            if decode_index(&key)? != expected {
-                return Err(StorageError::Corrupt(format!(
-                    "block {expected} is missing"
-                )));
+        let mut families = Vec::with_capacity(CHAIN_FAMILIES.len());
+        for name in CHAIN_FAMILIES {
+            let mut rows = Vec::new();
+            for item in self.db.iterator_cf(self.cf(name), IteratorMode::Start) {
+                let (key, value) = item?;
+                rows.push((key.into_vec(), value.into_vec()));
             }
-            blocks.push(codec::decode::<BlockRecord>(&value)?);
+            families.push((name.to_string(), rows));
         }
-        Ok(ChainExport {
-            blocks,
-            open_block: self.open_block()?,
-        })
+        Ok(ChainExport { families })
     }
 
     /// Starts a batch of chain writes; nothing is visible until [`ChainWrite::commit`].
@@ -171,8 +178,8 @@ impl Store {
 /// together or not at all (DESIGN invariant 7).
 #[must_use = "a ChainWrite does nothing until committed"]
 pub struct ChainWrite<'a> {
-    store: &'a Store,
-    batch: WriteBatch,
+    pub(crate) store: &'a Store,
+    pub(crate) batch: WriteBatch,
 }
 
 impl std::fmt::Debug for ChainWrite<'_> {
@@ -216,23 +223,28 @@ impl ChainWrite<'_> {
             .put_cf(self.store.cf(CF_CHAIN_META), KEY_APPLIED, applied);
     }
 
-    /// Replaces the whole chain with `export` (installing a snapshot).
+    /// Replaces the whole chain with `export` (installing a snapshot): every chain
+    /// column family is emptied and refilled in this one batch.
     pub fn replace_chain(&mut self, export: ChainExport) -> StorageResult<()> {
-        let blocks = self.store.cf(CF_BLOCKS);
-        let hashes = self.store.cf(CF_BLOCK_HASHES);
-        let meta = self.store.cf(CF_CHAIN_META);
-        self.batch
-            .delete_range_cf(blocks, index_key(0), index_key(u64::MAX));
-        self.batch.delete_cf(blocks, index_key(u64::MAX));
-        self.batch
-            .delete_range_cf(hashes, [0u8; 32].as_slice(), [0xffu8; 32].as_slice());
-        self.batch.delete_cf(hashes, [0xffu8; 32].as_slice());
-        self.batch.delete_cf(meta, KEY_HEAD);
-        for record in export.blocks {
-            let block = record.into_block()?;
-            self.put_block(&block)?;
+        for name in CHAIN_FAMILIES {
+            let cf = self.store.cf(name);
+            for item in self.store.db.iterator_cf(cf, IteratorMode::Start) {
+                let (key, _) = item?;
+                self.batch.delete_cf(cf, key);
+            }
         }
-        self.set_open_block(export.open_block.as_ref())
+        for (name, rows) in export.families {
+            let Some(&known) = CHAIN_FAMILIES.iter().find(|f| **f == name) else {
+                return Err(StorageError::Corrupt(format!(
+                    "snapshot has unknown column family {name}"
+                )));
+            };
+            let cf = self.store.cf(known);
+            for (key, value) in rows {
+                self.batch.put_cf(cf, key, value);
+            }
+        }
+        Ok(())
     }
 
     /// Writes the batch atomically. Not fsynced: the Raft log is the durable copy,
@@ -268,7 +280,7 @@ mod tests {
         assert_eq!(store.applied().expect("applied"), Some(b"a1".to_vec()));
 
         let export = store.export_chain().expect("export");
-        assert_eq!(export.head_number(), Some(0));
+        assert!(!export.is_empty());
 
         let other_dir = tempfile::tempdir().expect("tempdir");
         let other = Store::open(other_dir.path()).expect("open");

@@ -4,9 +4,14 @@
 //!  column family  key                      value
 //!  raft_log       index (u64 BE)           encoded Raft entry (opaque here)
 //!  raft_meta      "vote" | "last_purged"   encoded openraft value (opaque here)
+//!  node_meta      "identity" | "snapshot"  this node's own records, never replicated
+//!  ── the chain: everything below travels in a snapshot ──
 //!  blocks         number (u64 BE)          header RLP + body
 //!  block_hashes   hash (32 bytes)          number (u64 BE)
-//!  chain_meta     "applied" | "open_block" | "head" | "identity" | "snapshot"
+//!  chain_meta     "applied" | "open_block" | "head"
+//!  accounts       address (20 bytes)       nonce, balance, code hash
+//!  storage        address ++ slot (52)     value (32 bytes BE)
+//!  code           code hash (32 bytes)     bytecode
 //! ```
 //!
 //! The Raft half ([`Store::log_append`], [`Store::save_raft_meta`], …) writes
@@ -17,6 +22,7 @@
 mod chain;
 mod error;
 mod raft;
+mod state;
 
 use std::{path::Path, sync::Arc};
 
@@ -24,18 +30,37 @@ use rocksdb::{ColumnFamilyDescriptor, DB, DBCompressionType, Options};
 
 pub use chain::{ChainExport, ChainWrite, Identity};
 pub use error::{StorageError, StorageResult};
+pub use state::AccountRecord;
 
 const CF_RAFT_LOG: &str = "raft_log";
 const CF_RAFT_META: &str = "raft_meta";
 const CF_BLOCKS: &str = "blocks";
 const CF_BLOCK_HASHES: &str = "block_hashes";
 const CF_CHAIN_META: &str = "chain_meta";
-const COLUMN_FAMILIES: [&str; 5] = [
-    CF_RAFT_LOG,
-    CF_RAFT_META,
+const CF_NODE_META: &str = "node_meta";
+const CF_ACCOUNTS: &str = "accounts";
+const CF_STORAGE: &str = "storage";
+const CF_CODE: &str = "code";
+/// The families that make up the replicated chain state: a snapshot carries
+/// exactly these, and installing one replaces exactly these.
+const CHAIN_FAMILIES: [&str; 6] = [
     CF_BLOCKS,
     CF_BLOCK_HASHES,
     CF_CHAIN_META,
+    CF_ACCOUNTS,
+    CF_STORAGE,
+    CF_CODE,
+];
+const COLUMN_FAMILIES: [&str; 9] = [
+    CF_RAFT_LOG,
+    CF_RAFT_META,
+    CF_NODE_META,
+    CF_BLOCKS,
+    CF_BLOCK_HASHES,
+    CF_CHAIN_META,
+    CF_ACCOUNTS,
+    CF_STORAGE,
+    CF_CODE,
 ];
 
 /// A node's database. Cheap to clone; every clone is the same database.
