@@ -12,11 +12,11 @@
 
 use std::{io, sync::Arc};
 
-use alloy_primitives::keccak256;
-use alloy_trie::KECCAK_EMPTY;
-use baton_execution::{BlockStep, ExecutionError, apply_entry};
-use baton_primitives::{BlockStart, ChainSpec, OpenBlock, SealedBlock, codec};
-use baton_storage::{AccountRecord, ChainExport, Store};
+use baton_execution::{
+    BlockBuilder, BlockStep, ExecutionError, apply_entry, write_genesis, write_sealed,
+};
+use baton_primitives::{BlockStart, ChainSpec, SealedBlock, codec};
+use baton_storage::{ChainExport, Store};
 use futures::{Stream, TryStreamExt};
 use openraft::{
     EntryPayload, OptionalSend, RaftSnapshotBuilder, entry::RaftEntry, storage::EntryResponder,
@@ -61,10 +61,12 @@ struct SnapshotPayload {
 #[derive(Debug)]
 pub struct StateMachine {
     store: Store,
+    chain_id: u64,
     applied: Applied,
     head: Arc<SealedBlock>,
     head_start_ms: u64,
-    open: Option<OpenBlock>,
+    /// The open block with its execution overlay (rebuilt by replay after a restart).
+    open: Option<BlockBuilder>,
     view: watch::Sender<ChainView>,
 }
 
@@ -72,9 +74,11 @@ impl StateMachine {
     /// Loads the applied chain from `store`, writing the genesis block on first start.
     pub fn open(store: Store, spec: &ChainSpec) -> io::Result<(Self, watch::Receiver<ChainView>)> {
         if store.head().map_err(io::Error::other)?.is_none() {
-            write_genesis(&store, spec).map_err(io::Error::other)?;
+            let mut write = store.chain_write();
+            write_genesis(&mut write, spec).map_err(io::Error::other)?;
+            write.commit().map_err(io::Error::other)?;
         }
-        let (head, open, applied) = load(&store)?;
+        let (head, open, applied) = load(&store, spec.chain_id)?;
         if head.number() == 0 && head.hash != spec.genesis_hash {
             return Err(io::Error::other(format!(
                 "stored genesis {} differs from the configured genesis {}",
@@ -86,6 +90,7 @@ impl StateMachine {
         Ok((
             Self {
                 store,
+                chain_id: spec.chain_id,
                 applied,
                 head,
                 head_start_ms,
@@ -106,33 +111,10 @@ impl StateMachine {
     }
 }
 
-/// Block 0 and its allocation, in one batch.
-fn write_genesis(store: &Store, spec: &ChainSpec) -> baton_storage::StorageResult<()> {
-    let mut write = store.chain_write();
-    write.put_block(&SealedBlock::new(spec.genesis_header.clone(), Vec::new()))?;
-    for (address, account) in &spec.genesis.alloc {
-        let code_hash = match account.non_empty_code() {
-            Some(code) => {
-                let hash = keccak256(code);
-                write.put_code(hash, code);
-                hash
-            }
-            None => KECCAK_EMPTY,
-        };
-        let record = AccountRecord {
-            nonce: account.nonce.unwrap_or_default(),
-            balance: account.balance,
-            code_hash,
-        };
-        write.put_account(*address, Some(&record))?;
-        for (slot, value) in account.storage_slots() {
-            write.put_storage(*address, slot.into(), value);
-        }
-    }
-    write.commit()
-}
-
-fn load(store: &Store) -> io::Result<(Arc<SealedBlock>, Option<OpenBlock>, Applied)> {
+fn load(
+    store: &Store,
+    chain_id: u64,
+) -> io::Result<(Arc<SealedBlock>, Option<BlockBuilder>, Applied)> {
     let (number, hash) = store
         .head()
         .map_err(io::Error::other)?
@@ -147,7 +129,12 @@ fn load(store: &Store) -> io::Result<(Arc<SealedBlock>, Option<OpenBlock>, Appli
             head.hash
         )));
     }
-    let open = store.open_block().map_err(io::Error::other)?;
+    let open = match store.open_block().map_err(io::Error::other)? {
+        Some(open) => {
+            Some(BlockBuilder::replay(store.clone(), chain_id, &open).map_err(io::Error::other)?)
+        }
+        None => None,
+    };
     let applied = match store.applied().map_err(io::Error::other)? {
         Some(bytes) => codec::decode(&bytes).map_err(io::Error::other)?,
         None => Applied::default(),
@@ -158,14 +145,14 @@ fn load(store: &Store) -> io::Result<(Arc<SealedBlock>, Option<OpenBlock>, Appli
 fn view_of(
     head: &Arc<SealedBlock>,
     head_start_ms: u64,
-    open: Option<&OpenBlock>,
+    open: Option<&BlockBuilder>,
     applied: &Applied,
 ) -> ChainView {
     ChainView {
         head: head.clone(),
         head_start_ms,
-        open: open.map(|o| o.start.clone()),
-        open_txs: open.map_or(0, |o| o.txs.len()),
+        open: open.map(|o| o.start().clone()),
+        open_txs: open.map_or(0, |o| o.txs().len()),
         applied_index: applied.last_applied.as_ref().map_or(0, |id| id.index()),
     }
 }
@@ -188,49 +175,69 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     where
         Strm: Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
     {
+        // An apply error halts this node (openraft treats it as fatal), so the
+        // in-memory state is changed in place: there is nothing to roll back to.
         let mut write = self.store.chain_write();
         let mut responders = Vec::new();
-        let mut head = self.head.clone();
-        let mut head_start_ms = self.head_start_ms;
-        let mut open = self.open.clone();
-        let mut applied = self.applied.clone();
         while let Some((entry, responder)) = entries.try_next().await? {
             let log_id = entry.log_id();
             debug_assert!(
-                applied
+                self.applied
                     .last_applied
-                    .as_ref()
                     .is_none_or(|last| last.index() < log_id.index()),
                 "entries are applied in log order, once"
             );
             match &entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Membership(membership) => {
-                    applied.membership = StoredMembership::new(Some(log_id), membership.clone());
+                    self.applied.membership =
+                        StoredMembership::new(Some(log_id), membership.clone());
                 }
                 EntryPayload::Normal(sequenced) => {
-                    let started_ms = open.as_ref().map(|o| o.start.timestamp_ms);
-                    if let BlockStep::Sealed(block) =
-                        apply_entry(&head, &mut open, sequenced).map_err(halt)?
-                    {
-                        write.put_block(&block).map_err(io::Error::other)?;
-                        head = Arc::from(block);
-                        head_start_ms = started_ms.unwrap_or(head.header.timestamp * 1000);
+                    let started_ms = self.open.as_ref().map(|o| o.start().timestamp_ms);
+                    let step = apply_entry(
+                        &self.store,
+                        self.chain_id,
+                        &self.head,
+                        &mut self.open,
+                        sequenced,
+                    )
+                    .map_err(halt)?;
+                    match step {
+                        BlockStep::Opened => {}
+                        BlockStep::Extended { skipped } => {
+                            for (hash, why) in skipped {
+                                tracing::warn!(%hash, %why, "committed transaction could not execute; skipped on every node");
+                            }
+                        }
+                        BlockStep::Sealed(outcome) => {
+                            // The next block executes on this one's state: write it now,
+                            // together with `last_applied` as of this entry.
+                            self.applied.last_applied = Some(log_id);
+                            write_sealed(&mut write, &outcome).map_err(io::Error::other)?;
+                            write.set_open_block(None).map_err(io::Error::other)?;
+                            write.set_applied(
+                                codec::encode(&self.applied).map_err(io::Error::other)?,
+                            );
+                            std::mem::replace(&mut write, self.store.chain_write())
+                                .commit()
+                                .map_err(io::Error::other)?;
+                            self.head = Arc::new(outcome.block);
+                            self.head_start_ms =
+                                started_ms.unwrap_or(self.head.header.timestamp * 1000);
+                        }
                     }
                 }
             }
-            applied.last_applied = Some(log_id);
+            self.applied.last_applied = Some(log_id);
             responders.extend(responder);
         }
+        let open = self.open.as_ref().map(BlockBuilder::open_block);
         write
             .set_open_block(open.as_ref())
             .map_err(io::Error::other)?;
-        write.set_applied(codec::encode(&applied).map_err(io::Error::other)?);
+        write.set_applied(codec::encode(&self.applied).map_err(io::Error::other)?);
         write.commit().map_err(io::Error::other)?;
-        self.head = head;
-        self.head_start_ms = head_start_ms;
-        self.open = open;
-        self.applied = applied;
         self.publish();
         // Answer clients only once the batch is in the store: an answer means applied.
         for responder in responders {
@@ -269,7 +276,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         write.set_applied(codec::encode(&payload.applied).map_err(io::Error::other)?);
         write.commit().map_err(io::Error::other)?;
         save_snapshot(&self.store, meta, bytes)?;
-        let (head, open, applied) = load(&self.store)?;
+        let (head, open, applied) = load(&self.store, self.chain_id)?;
         self.head_start_ms = head.header.timestamp * 1000;
         self.head = head;
         self.open = open;

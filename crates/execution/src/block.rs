@@ -4,18 +4,23 @@ use alloy_consensus::{EMPTY_OMMER_ROOT_HASH, Header, constants::EMPTY_WITHDRAWAL
 use alloy_eips::{
     eip1559::BaseFeeParams, eip1559::calc_next_block_base_fee, eip7685::EMPTY_REQUESTS_HASH,
 };
-use alloy_primitives::{B256, Bloom, Bytes};
+use alloy_primitives::{Address, B256, Bloom, Bytes, keccak256};
 use alloy_trie::{EMPTY_ROOT_HASH, root::ordered_trie_root_with_encoder};
-use baton_primitives::{OpenBlock, SealedBlock, SequencerEntry};
+use baton_primitives::{BlockStart, SealedBlock, SequencerEntry};
+use baton_storage::Store;
 
-use crate::ExecutionError;
+use crate::{BlockBuilder, ExecutionError, SealOutcome, TxError};
 
 /// What applying one entry did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BlockStep {
     Opened,
-    Extended,
-    Sealed(Box<SealedBlock>),
+    /// A batch was executed; `skipped` lists transactions that could not execute
+    /// (every node skips the same ones: admission makes this not happen).
+    Extended {
+        skipped: Vec<(B256, String)>,
+    },
+    Sealed(Box<SealOutcome>),
 }
 
 /// EIP-1559 base fee of the block after `parent`.
@@ -28,112 +33,139 @@ pub fn next_base_fee(parent: &Header) -> u64 {
     )
 }
 
-/// Applies one committed entry to the chain whose newest block is `head`.
+/// Checks that `start` opens the block right after `head`.
+pub fn check_start(head: &SealedBlock, start: &BlockStart) -> Result<(), ExecutionError> {
+    if start.number != head.number() + 1 {
+        return Err(ExecutionError::WrongNumber {
+            head: head.number(),
+            got: start.number,
+        });
+    }
+    if start.parent_hash != head.hash {
+        return Err(ExecutionError::WrongParent {
+            number: start.number,
+            head: head.hash,
+            got: start.parent_hash,
+        });
+    }
+    if start.timestamp_ms / 1000 < head.header.timestamp {
+        return Err(ExecutionError::TimestampBeforeParent {
+            number: start.number,
+            parent_s: head.header.timestamp,
+            got_ms: start.timestamp_ms,
+        });
+    }
+    let expected = next_base_fee(&head.header);
+    if start.base_fee != expected {
+        return Err(ExecutionError::WrongBaseFee {
+            number: start.number,
+            expected,
+            got: start.base_fee,
+        });
+    }
+    Ok(())
+}
+
+/// Applies one committed entry to the chain whose newest block is `head`, with the
+/// head state in `store`.
 ///
 /// Pre: `open`, if any, was opened on top of `head`.
-/// Post: on `Sealed`, the caller makes the returned block the new head and
-/// `open` is `None`.
+/// Post: on `Sealed`, the caller writes the outcome, makes its block the new head,
+/// and `open` is `None`.
 pub fn apply_entry(
+    store: &Store,
+    chain_id: u64,
     head: &SealedBlock,
-    open: &mut Option<OpenBlock>,
+    open: &mut Option<BlockBuilder>,
     entry: &SequencerEntry,
 ) -> Result<BlockStep, ExecutionError> {
     match entry {
         SequencerEntry::BlockStart(start) => {
             if let Some(current) = open {
                 return Err(ExecutionError::BlockAlreadyOpen {
-                    open: current.start.number,
+                    open: current.start().number,
                     got: start.number,
                 });
             }
-            if start.number != head.number() + 1 {
-                return Err(ExecutionError::WrongNumber {
-                    head: head.number(),
-                    got: start.number,
-                });
-            }
-            if start.parent_hash != head.hash {
-                return Err(ExecutionError::WrongParent {
-                    number: start.number,
-                    head: head.hash,
-                    got: start.parent_hash,
-                });
-            }
-            if start.timestamp_ms / 1000 < head.header.timestamp {
-                return Err(ExecutionError::TimestampBeforeParent {
-                    number: start.number,
-                    parent_s: head.header.timestamp,
-                    got_ms: start.timestamp_ms,
-                });
-            }
-            let expected = next_base_fee(&head.header);
-            if start.base_fee != expected {
-                return Err(ExecutionError::WrongBaseFee {
-                    number: start.number,
-                    expected,
-                    got: start.base_fee,
-                });
-            }
-            *open = Some(OpenBlock {
-                start: start.clone(),
-                txs: Vec::new(),
-            });
+            check_start(head, start)?;
+            *open = Some(BlockBuilder::new(store.clone(), chain_id, start.clone()));
             Ok(BlockStep::Opened)
         }
         SequencerEntry::Transactions(batch) => {
-            let current = open.as_mut().ok_or(ExecutionError::NoOpenBlock {
+            let builder = open.as_mut().ok_or(ExecutionError::NoOpenBlock {
                 entry: "Transactions",
             })?;
-            current.txs.extend(batch.txs.iter().cloned());
-            Ok(BlockStep::Extended)
+            let mut skipped = Vec::new();
+            for (raw, sender) in &batch.txs {
+                match builder.execute(raw, *sender) {
+                    Ok(_) => {}
+                    Err(TxError::State(e)) => return Err(ExecutionError::State(e.to_string())),
+                    Err(e) => skipped.push((keccak256(raw), e.to_string())),
+                }
+            }
+            Ok(BlockStep::Extended { skipped })
         }
         SequencerEntry::BlockEnd(end) => {
-            let current = open
+            let builder = open
                 .as_ref()
                 .ok_or(ExecutionError::NoOpenBlock { entry: "BlockEnd" })?;
-            if current.start.number != end.number {
+            if builder.start().number != end.number {
                 return Err(ExecutionError::WrongBlockEnd {
-                    open: current.start.number,
+                    open: builder.start().number,
                     got: end.number,
                 });
             }
-            let sealed = seal(current, &head.header);
-            if sealed.hash != end.hash {
+            let outcome = builder
+                .seal(&head.header)
+                .map_err(|e| ExecutionError::State(e.to_string()))?;
+            if outcome.block.hash != end.hash {
                 return Err(ExecutionError::HashMismatch {
                     number: end.number,
                     leader: end.hash,
-                    ours: sealed.hash,
+                    ours: outcome.block.hash,
                 });
             }
             *open = None;
-            Ok(BlockStep::Sealed(Box::new(sealed)))
+            Ok(BlockStep::Sealed(Box::new(outcome)))
         }
     }
 }
 
-/// Seals `open` on top of `parent`: the header every node derives identically.
-pub fn seal(open: &OpenBlock, parent: &Header) -> SealedBlock {
-    let start = &open.start;
-    let transactions_root = if open.txs.is_empty() {
+/// The header of the block opened by `start` on top of `parent`: what every node
+/// derives identically from the same transactions and state.
+pub fn seal_header(
+    start: &BlockStart,
+    parent: &Header,
+    txs: &[(Bytes, Address)],
+    state_root: B256,
+    receipts_root: B256,
+    logs_bloom: Bloom,
+    gas_used: u64,
+) -> Header {
+    let transactions_root = if txs.is_empty() {
         EMPTY_ROOT_HASH
     } else {
         // The transaction trie's leaves are the EIP-2718 encodings, which is
         // exactly what the log carries.
-        ordered_trie_root_with_encoder(&open.txs, |(raw, _), out| out.extend_from_slice(raw))
+        ordered_trie_root_with_encoder(txs, |(raw, _), out| out.extend_from_slice(raw))
     };
-    let header = Header {
+    debug_assert_eq!(
+        start.parent_hash,
+        parent.hash_slow(),
+        "sealed on its own parent"
+    );
+    Header {
         parent_hash: start.parent_hash,
         ommers_hash: EMPTY_OMMER_ROOT_HASH,
         beneficiary: start.coinbase,
-        // No execution yet ([2/5]): state is unchanged from the parent.
-        state_root: parent.state_root,
+        state_root,
         transactions_root,
-        receipts_root: EMPTY_ROOT_HASH,
-        logs_bloom: Bloom::ZERO,
+        receipts_root,
+        logs_bloom,
         difficulty: Default::default(),
         number: start.number,
         gas_limit: start.gas_limit,
-        gas_used: 0,
+        gas_used,
         timestamp: start.timestamp_ms / 1000,
         extra_data: Bytes::new(),
         mix_hash: B256::ZERO,
@@ -145,18 +177,29 @@ pub fn seal(open: &OpenBlock, parent: &Header) -> SealedBlock {
         parent_beacon_block_root: Some(B256::ZERO),
         requests_hash: Some(EMPTY_REQUESTS_HASH),
         ..Default::default()
-    };
-    SealedBlock::new(header, open.txs.clone())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloy_primitives::Address;
-    use baton_primitives::{BlockEnd, BlockStart, ChainSpec, TxBatch};
+    use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope, TxLegacy};
+    use alloy_eips::eip2718::Encodable2718;
+    use alloy_network::TxSignerSync;
+    use alloy_primitives::{TxKind, U256};
+    use alloy_signer_local::PrivateKeySigner;
+    use baton_primitives::{BlockEnd, ChainSpec, TxBatch, dev_accounts, genesis::DEV_BALANCE};
 
-    fn genesis() -> SealedBlock {
-        SealedBlock::new(ChainSpec::dev().genesis_header, vec![])
+    /// A store holding the dev genesis, and the head block.
+    fn chain() -> (tempfile::TempDir, Store, SealedBlock, ChainSpec) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let spec = ChainSpec::dev_with_accounts(2);
+        let mut write = store.chain_write();
+        crate::write_genesis(&mut write, &spec).expect("genesis");
+        write.commit().expect("commit");
+        let genesis = store.block(0).expect("read").expect("genesis");
+        (dir, store, genesis, spec)
     }
 
     fn start_on(head: &SealedBlock, timestamp_ms: u64) -> BlockStart {
@@ -170,89 +213,229 @@ mod tests {
         }
     }
 
-    fn build(head: &SealedBlock, timestamp_ms: u64) -> SealedBlock {
+    fn signer(index: usize) -> PrivateKeySigner {
+        PrivateKeySigner::from_bytes(&dev_accounts(2)[index].private_key).expect("key")
+    }
+
+    fn transfer(
+        from: usize,
+        nonce: u64,
+        to: Address,
+        value: u64,
+        chain_id: u64,
+    ) -> (Bytes, Address) {
+        let signer = signer(from);
+        let mut tx = TxEip1559 {
+            chain_id,
+            nonce,
+            gas_limit: 21_000,
+            max_fee_per_gas: 2_000_000_000,
+            max_priority_fee_per_gas: 1,
+            to: TxKind::Call(to),
+            value: U256::from(value),
+            ..Default::default()
+        };
+        let signature = signer.sign_transaction_sync(&mut tx).expect("sign");
+        let envelope = TxEnvelope::from(tx.into_signed(signature));
+        (envelope.encoded_2718().into(), signer.address())
+    }
+
+    /// Applies a whole block (start, one batch, end) as every node would, writes it,
+    /// and returns it with the batch's skipped transactions.
+    fn block(
+        store: &Store,
+        spec: &ChainSpec,
+        head: &SealedBlock,
+        timestamp_ms: u64,
+        txs: Vec<(Bytes, Address)>,
+    ) -> (SealOutcome, Vec<(B256, String)>) {
         let mut open = None;
-        let start = start_on(head, timestamp_ms);
-        apply_entry(head, &mut open, &SequencerEntry::BlockStart(start)).expect("start");
-        let leader = seal(open.as_ref().expect("open"), &head.header);
+        let apply = |open: &mut Option<BlockBuilder>, entry| {
+            apply_entry(store, spec.chain_id, head, open, &entry)
+        };
+        apply(
+            &mut open,
+            SequencerEntry::BlockStart(start_on(head, timestamp_ms)),
+        )
+        .expect("start");
+        let skipped =
+            match apply(&mut open, SequencerEntry::Transactions(TxBatch { txs })).expect("batch") {
+                BlockStep::Extended { skipped } => skipped,
+                other => panic!("expected Extended, got {other:?}"),
+            };
+        let leader = open
+            .as_ref()
+            .expect("open")
+            .seal(&head.header)
+            .expect("seal");
         let end = SequencerEntry::BlockEnd(BlockEnd {
-            number: leader.number(),
-            hash: leader.hash,
+            number: leader.block.number(),
+            hash: leader.block.hash,
         });
-        match apply_entry(head, &mut open, &end).expect("end") {
-            BlockStep::Sealed(block) => *block,
-            other => panic!("expected a sealed block, got {other:?}"),
-        }
+        let BlockStep::Sealed(outcome) = apply(&mut open, end).expect("end") else {
+            panic!("expected a sealed block");
+        };
+        let mut write = store.chain_write();
+        crate::write_sealed(&mut write, &outcome).expect("write");
+        write.commit().expect("commit");
+        (*outcome, skipped)
     }
 
     #[test]
-    fn blocks_link_to_their_parent_and_hash_their_header() {
-        let genesis = genesis();
-        let one = build(&genesis, 1_000);
-        let two = build(&one, 2_000);
-        assert_eq!(one.header.parent_hash, genesis.hash);
-        assert_eq!(two.header.parent_hash, one.hash);
-        assert_eq!(two.hash, two.header.hash_slow());
-        assert_eq!(two.header.timestamp, 2);
-    }
-
-    #[test]
-    fn sealing_is_deterministic() {
-        let genesis = genesis();
-        assert_eq!(build(&genesis, 5_500), build(&genesis, 5_500));
-        assert_ne!(build(&genesis, 5_500).hash, build(&genesis, 6_500).hash);
-    }
-
-    #[test]
-    fn empty_blocks_lower_the_base_fee() {
-        let genesis = genesis();
-        let one = build(&genesis, 1_000);
+    fn empty_blocks_link_to_their_parent_and_lower_the_base_fee() {
+        let (_dir, store, genesis, spec) = chain();
+        let (one, _) = block(&store, &spec, &genesis, 1_000, vec![]);
+        let (two, _) = block(&store, &spec, &one.block, 2_000, vec![]);
+        assert_eq!(one.block.header.parent_hash, genesis.hash);
+        assert_eq!(two.block.header.parent_hash, one.block.hash);
+        assert_eq!(two.block.hash, two.block.header.hash_slow());
+        assert_eq!(two.block.header.timestamp, 2);
+        assert_eq!(one.block.header.state_root, genesis.header.state_root);
         let base = |b: &SealedBlock| b.header.base_fee_per_gas.expect("london");
-        assert!(base(&one) < base(&genesis));
+        assert!(base(&one.block) < base(&genesis));
+    }
+
+    #[test]
+    fn a_transfer_moves_value_pays_gas_and_changes_the_state_root() {
+        let (_dir, store, genesis, spec) = chain();
+        let to = Address::repeat_byte(0x77);
+        let (one, skipped) = block(
+            &store,
+            &spec,
+            &genesis,
+            1_000,
+            vec![transfer(0, 0, to, 5, spec.chain_id)],
+        );
+        assert!(skipped.is_empty(), "{skipped:?}");
+        assert_eq!(one.block.header.gas_used, 21_000);
+        assert_ne!(one.block.header.state_root, genesis.header.state_root);
+        assert_ne!(one.block.header.receipts_root, EMPTY_ROOT_HASH);
+        assert_eq!(one.receipts.len(), 1);
+        assert!(one.receipts[0].receipt.status());
+
+        let sender = signer(0).address();
+        assert_eq!(
+            store.account(to).expect("read").expect("created").balance,
+            U256::from(5)
+        );
+        let paid = store.account(sender).expect("read").expect("sender");
+        assert_eq!(paid.nonce, 1);
+        let gas = U256::from(21_000u64) * U256::from(one.receipts[0].effective_gas_price);
+        assert_eq!(paid.balance, DEV_BALANCE - U256::from(5) - gas);
+        assert_eq!(
+            store.tx_location(one.receipts[0].hash).expect("index"),
+            Some((1, 0))
+        );
+    }
+
+    #[test]
+    fn sealing_is_deterministic_across_replays() {
+        let (_dir_a, store_a, genesis, spec) = chain();
+        let (_dir_b, store_b, _, _) = chain();
+        let txs = vec![transfer(0, 0, Address::repeat_byte(1), 1, spec.chain_id)];
+        let (a, _) = block(&store_a, &spec, &genesis, 5_500, txs.clone());
+        let (b, _) = block(&store_b, &spec, &genesis, 5_500, txs.clone());
+        assert_eq!(a, b);
+
+        let open = baton_primitives::OpenBlock {
+            start: start_on(&genesis, 5_500),
+            txs,
+        };
+        let (_dir_c, store_c, _, _) = chain();
+        let replayed = BlockBuilder::replay(store_c, spec.chain_id, &open).expect("replay");
+        assert_eq!(
+            replayed.seal(&genesis.header).expect("seal").block.hash,
+            a.block.hash
+        );
+    }
+
+    #[test]
+    fn invalid_transactions_are_refused_with_wallet_words() {
+        let (_dir, store, genesis, spec) = chain();
+        let mut builder = BlockBuilder::new(store, spec.chain_id, start_on(&genesis, 1_000));
+        let to = Address::repeat_byte(2);
+        let wrong_chain = transfer(0, 0, to, 1, spec.chain_id + 1);
+        let err = builder
+            .execute(&wrong_chain.0, wrong_chain.1)
+            .expect_err("chain id");
+        assert!(err.to_string().contains("invalid chain id"), "{err}");
+
+        let ok = transfer(0, 0, to, 1, spec.chain_id);
+        builder.execute(&ok.0, ok.1).expect("valid");
+        let err = builder.execute(&ok.0, ok.1).expect_err("replay");
+        assert!(err.to_string().contains("nonce too low"), "{err}");
+
+        let rich = transfer(1, 0, to, u64::MAX, spec.chain_id);
+        let poor_sender = Address::repeat_byte(9);
+        let err = builder.execute(&rich.0, poor_sender).expect_err("funds");
+        assert!(err.to_string().contains("insufficient funds"), "{err}");
+
+        let mut legacy = TxLegacy {
+            chain_id: Some(spec.chain_id),
+            nonce: 0,
+            gas_price: 1,
+            gas_limit: 21_000,
+            to: TxKind::Call(to),
+            value: U256::from(1),
+            ..Default::default()
+        };
+        let signature = signer(1).sign_transaction_sync(&mut legacy).expect("sign");
+        let raw: Bytes = TxEnvelope::from(legacy.into_signed(signature))
+            .encoded_2718()
+            .into();
+        let err = builder.execute(&raw, signer(1).address()).expect_err("fee");
+        assert!(
+            err.to_string()
+                .contains("max fee per gas less than block base fee"),
+            "{err}"
+        );
+
+        let err = builder
+            .execute(&Bytes::from_static(b"garbage"), to)
+            .expect_err("garbage");
+        assert!(matches!(err, TxError::Malformed(_)), "{err}");
+        assert_eq!(
+            builder.txs().len(),
+            1,
+            "only the valid transaction joined the block"
+        );
     }
 
     #[test]
     fn out_of_order_entries_are_refused() {
-        let genesis = genesis();
+        let (_dir, store, genesis, spec) = chain();
         let mut open = None;
+        let mut apply = |entry| apply_entry(&store, spec.chain_id, &genesis, &mut open, &entry);
         let end = SequencerEntry::BlockEnd(BlockEnd {
             number: 1,
             hash: B256::ZERO,
         });
         assert!(matches!(
-            apply_entry(&genesis, &mut open, &end),
+            apply(end),
             Err(ExecutionError::NoOpenBlock { .. })
         ));
-        let batch = SequencerEntry::Transactions(TxBatch::default());
-        assert!(apply_entry(&genesis, &mut open, &batch).is_err());
+        assert!(apply(SequencerEntry::Transactions(TxBatch::default())).is_err());
 
         let mut skip = start_on(&genesis, 1_000);
         skip.number = 2;
         assert!(matches!(
-            apply_entry(&genesis, &mut open, &SequencerEntry::BlockStart(skip)),
+            apply(SequencerEntry::BlockStart(skip)),
             Err(ExecutionError::WrongNumber { .. })
         ));
 
         let start = SequencerEntry::BlockStart(start_on(&genesis, 1_000));
-        apply_entry(&genesis, &mut open, &start).expect("start");
+        apply(start.clone()).expect("start");
         assert!(matches!(
-            apply_entry(&genesis, &mut open, &start),
+            apply(start),
             Err(ExecutionError::BlockAlreadyOpen { .. })
         ));
-    }
 
-    #[test]
-    fn a_hash_that_differs_from_ours_halts() {
-        let genesis = genesis();
-        let mut open = None;
-        let start = SequencerEntry::BlockStart(start_on(&genesis, 1_000));
-        apply_entry(&genesis, &mut open, &start).expect("start");
         let end = SequencerEntry::BlockEnd(BlockEnd {
             number: 1,
             hash: B256::repeat_byte(7),
         });
         assert!(matches!(
-            apply_entry(&genesis, &mut open, &end),
+            apply(end),
             Err(ExecutionError::HashMismatch { .. })
         ));
     }

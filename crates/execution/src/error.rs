@@ -33,4 +33,6 @@ pub enum ExecutionError {
         leader: B256,
         ours: B256,
     },
+    #[error("state: {0}")]
+    State(String),
 }

@@ -1,18 +1,25 @@
 //! baton-execution: the deterministic step from committed entries to blocks.
 //!
 //! ```text
-//!  BlockStart ──▶ check against the head ──▶ OpenBlock
-//!  Transactions ─▶ append to the OpenBlock
-//!  BlockEnd ────▶ seal: header (roots, base fee, parent link) ──▶ SealedBlock
+//!  BlockStart ──▶ check against the head ──▶ BlockBuilder (revm over the head state)
+//!  Transactions ─▶ execute each (Prague rules) ──▶ receipts, overlay of changes
+//!  BlockEnd ────▶ seal: state root, receipts root, bloom, header ──▶ SealOutcome
 //!                 └─ the leader's hash must equal ours, or we halt
 //! ```
 //!
 //! Every node runs exactly this code on exactly the committed stream, so every node
-//! holds the same blocks (DESIGN invariant 4). [2/5] adds transaction execution
-//! (revm) between the `Transactions` step and sealing.
+//! holds the same blocks, receipts and state (DESIGN invariant 4). The leader runs
+//! the same [`BlockBuilder`] ahead of the log to admit only transactions that
+//! execute (DESIGN invariant 3).
 
 mod block;
+mod builder;
+mod commit;
 mod error;
+mod state;
 
-pub use block::{BlockStep, apply_entry, next_base_fee, seal};
+pub use block::{BlockStep, apply_entry, check_start, next_base_fee, seal_header};
+pub use builder::{BlockBuilder, ExecutedTx, SPEC, SealOutcome, StateChanges, TxError};
+pub use commit::{write_genesis, write_sealed};
 pub use error::ExecutionError;
+pub use state::{StateError, StoreDb};

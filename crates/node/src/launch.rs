@@ -103,6 +103,7 @@ pub async fn launch(
     let (shutdown, shutdown_rx) = watch::channel(false);
     let sequencer = Sequencer::new(
         SequencerConfig {
+            chain_id: spec.chain_id,
             block_time: config.timing.block_time,
             gas_limit: spec.gas_limit,
             coinbase: config.coinbase,

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use alloy_primitives::Address;
 use baton_consensus::{ChainView, Consensus};
-use baton_execution::{next_base_fee, seal};
+use baton_execution::{BlockBuilder, next_base_fee};
 use baton_primitives::{BlockEnd, BlockStart, SequencerEntry};
 use baton_storage::Store;
 use openraft::{ReadPolicy, type_config::async_runtime::WatchReceiver};
@@ -15,6 +15,7 @@ use crate::policy::{Action, Observed, next_action};
 /// How the leader builds blocks.
 #[derive(Debug, Clone)]
 pub struct SequencerConfig {
+    pub chain_id: u64,
     pub block_time: Duration,
     pub gas_limit: u64,
     pub coinbase: Address,
@@ -135,10 +136,12 @@ impl Sequencer {
             .map_err(|e| e.to_string())?
             .ok_or("the open block vanished")?;
         debug_assert_eq!(Some(&open.start), view.open.as_ref());
-        let sealed = seal(&open, &view.head.header);
+        let builder = BlockBuilder::replay(self.store.clone(), self.config.chain_id, &open)
+            .map_err(|e| e.to_string())?;
+        let sealed = builder.seal(&view.head.header).map_err(|e| e.to_string())?;
         Ok(BlockEnd {
-            number: sealed.number(),
-            hash: sealed.hash,
+            number: sealed.block.number(),
+            hash: sealed.block.hash,
         })
     }
 }

@@ -12,6 +12,8 @@
 //!  accounts       address (20 bytes)       nonce, balance, code hash
 //!  storage        address ++ slot (52)     value (32 bytes BE)
 //!  code           code hash (32 bytes)     bytecode
+//!  receipts       number (u64 BE)          the block's receipts, in order
+//!  tx_index       tx hash (32 bytes)       block number (u64 BE) ++ index (u32 BE)
 //! ```
 //!
 //! The Raft half ([`Store::log_append`], [`Store::save_raft_meta`], …) writes
@@ -22,6 +24,7 @@
 mod chain;
 mod error;
 mod raft;
+mod receipts;
 mod state;
 
 use std::{path::Path, sync::Arc};
@@ -30,6 +33,7 @@ use rocksdb::{ColumnFamilyDescriptor, DB, DBCompressionType, Options};
 
 pub use chain::{ChainExport, ChainWrite, Identity};
 pub use error::{StorageError, StorageResult};
+pub use receipts::StoredReceipt;
 pub use state::AccountRecord;
 
 const CF_RAFT_LOG: &str = "raft_log";
@@ -41,17 +45,21 @@ const CF_NODE_META: &str = "node_meta";
 const CF_ACCOUNTS: &str = "accounts";
 const CF_STORAGE: &str = "storage";
 const CF_CODE: &str = "code";
+const CF_RECEIPTS: &str = "receipts";
+const CF_TX_INDEX: &str = "tx_index";
 /// The families that make up the replicated chain state: a snapshot carries
 /// exactly these, and installing one replaces exactly these.
-const CHAIN_FAMILIES: [&str; 6] = [
+const CHAIN_FAMILIES: [&str; 8] = [
     CF_BLOCKS,
     CF_BLOCK_HASHES,
     CF_CHAIN_META,
     CF_ACCOUNTS,
     CF_STORAGE,
     CF_CODE,
+    CF_RECEIPTS,
+    CF_TX_INDEX,
 ];
-const COLUMN_FAMILIES: [&str; 9] = [
+const COLUMN_FAMILIES: [&str; 11] = [
     CF_RAFT_LOG,
     CF_RAFT_META,
     CF_NODE_META,
@@ -61,6 +69,8 @@ const COLUMN_FAMILIES: [&str; 9] = [
     CF_ACCOUNTS,
     CF_STORAGE,
     CF_CODE,
+    CF_RECEIPTS,
+    CF_TX_INDEX,
 ];
 
 /// A node's database. Cheap to clone; every clone is the same database.

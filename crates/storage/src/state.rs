@@ -16,6 +16,8 @@ pub struct AccountRecord {
     pub balance: U256,
     /// keccak of the code; `KECCAK_EMPTY` for accounts without code.
     pub code_hash: B256,
+    /// Root of the account's storage trie (`EMPTY_ROOT_HASH` when it has none).
+    pub storage_root: B256,
 }
 
 fn slot_key(address: Address, slot: U256) -> [u8; 52] {
@@ -160,6 +162,7 @@ mod tests {
             nonce: 3,
             balance: U256::from(100),
             code_hash: B256::repeat_byte(7),
+            storage_root: B256::repeat_byte(8),
         };
         let mut write = store.chain_write();
         write.put_account(a, Some(&record)).expect("account");

@@ -1,0 +1,405 @@
+//! Executing the open block's transactions with revm, and sealing it.
+//!
+//! ```text
+//!  head state (RocksDB) ◀── StoreDb ◀── CacheDB overlay (this block's changes)
+//!                                           ▲ commit after each transaction
+//!  Transactions entry ──▶ decode ──▶ revm (Prague rules) ──▶ receipt
+//!  BlockEnd ──▶ state root (head accounts + overlay) ──▶ header ──▶ SealedBlock + StateChanges
+//! ```
+//!
+//! Invariant: the overlay holds exactly the effects of `txs`, executed in order on
+//! top of the head state with this block's environment; replaying `txs` on the same
+//! head rebuilds it byte for byte (DESIGN invariant 4).
+
+use alloy_consensus::{
+    Receipt, ReceiptEnvelope, Transaction, TxEnvelope, TxReceipt, proofs::calculate_receipt_root,
+    transaction::Recovered,
+};
+use alloy_eips::eip2718::Decodable2718;
+use alloy_evm::{Evm, EvmEnv, EvmFactory, eth::EthEvmFactory};
+use alloy_primitives::{Address, B256, Bloom, Bytes, U256};
+use alloy_trie::{
+    EMPTY_ROOT_HASH, KECCAK_EMPTY, TrieAccount,
+    root::{state_root_unhashed, storage_root_unhashed},
+};
+use baton_primitives::{BlockStart, OpenBlock, SealedBlock};
+use baton_storage::{AccountRecord, Store};
+use revm::{
+    context::{BlockEnv, CfgEnv, result::EVMError, result::InvalidTransaction},
+    database::{AccountState, CacheDB},
+    primitives::hardfork::SpecId,
+};
+
+use crate::{
+    block::seal_header,
+    state::{StateError, StoreDb},
+};
+
+/// The rules every block executes under: current mainnet (Prague).
+pub const SPEC: SpecId = SpecId::PRAGUE;
+
+/// Why a transaction cannot be executed in this block. Messages carry the words
+/// wallets match on (`nonce too low`, `insufficient funds`, …).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxError {
+    #[error("invalid transaction: {0}")]
+    Malformed(String),
+    #[error("transaction type not supported: blob transactions (EIP-4844) cannot be sequenced")]
+    BlobNotSupported,
+    #[error("invalid chain id: transaction is for chain {got:?}, this chain is {expected}")]
+    WrongChainId { expected: u64, got: Option<u64> },
+    #[error("nonce too low: next nonce {expected}, tx nonce {got}")]
+    NonceTooLow { expected: u64, got: u64 },
+    #[error("nonce too high: next nonce {expected}, tx nonce {got}")]
+    NonceTooHigh { expected: u64, got: u64 },
+    #[error("insufficient funds for gas * price + value: have {balance} want {cost}")]
+    InsufficientFunds { balance: U256, cost: U256 },
+    #[error("intrinsic gas too low")]
+    IntrinsicGasTooLow,
+    #[error("max fee per gas less than block base fee")]
+    FeeCapBelowBaseFee,
+    #[error("max priority fee per gas higher than max fee per gas")]
+    TipAboveFeeCap,
+    #[error("exceeds block gas limit")]
+    GasLimitAboveBlock,
+    /// Valid, but the open block has no room left for its gas limit.
+    #[error("block is full")]
+    BlockFull,
+    #[error("transaction rejected: {0}")]
+    Rejected(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+fn refusal(error: InvalidTransaction) -> TxError {
+    match error {
+        InvalidTransaction::NonceTooLow { tx, state } => TxError::NonceTooLow {
+            expected: state,
+            got: tx,
+        },
+        InvalidTransaction::NonceTooHigh { tx, state } => TxError::NonceTooHigh {
+            expected: state,
+            got: tx,
+        },
+        InvalidTransaction::LackOfFundForMaxFee { fee, balance } => TxError::InsufficientFunds {
+            balance: *balance,
+            cost: *fee,
+        },
+        InvalidTransaction::CallGasCostMoreThanGasLimit { .. }
+        | InvalidTransaction::GasFloorMoreThanGasLimit { .. } => TxError::IntrinsicGasTooLow,
+        InvalidTransaction::GasPriceLessThanBasefee => TxError::FeeCapBelowBaseFee,
+        InvalidTransaction::PriorityFeeGreaterThanMaxFee => TxError::TipAboveFeeCap,
+        InvalidTransaction::CallerGasLimitMoreThanBlock => TxError::GasLimitAboveBlock,
+        other => TxError::Rejected(other.to_string()),
+    }
+}
+
+/// What executing one transaction produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecutedTx {
+    pub hash: B256,
+    pub sender: Address,
+    pub receipt: ReceiptEnvelope,
+    pub gas_used: u64,
+    pub effective_gas_price: u128,
+    pub contract_address: Option<Address>,
+}
+
+/// The state a sealed block leaves behind, to be written with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateChanges {
+    /// `None` deletes the account and its storage.
+    pub accounts: Vec<(Address, Option<AccountRecord>)>,
+    /// Accounts whose storage is wiped before `storage` is written (re-created).
+    pub wiped: Vec<Address>,
+    pub storage: Vec<(Address, U256, U256)>,
+    pub code: Vec<(B256, Bytes)>,
+}
+
+/// A sealed block with its receipts and state changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealOutcome {
+    pub block: SealedBlock,
+    pub receipts: Vec<ExecutedTx>,
+    pub changes: StateChanges,
+}
+
+/// The open block: its environment, its transactions, and their effects so far.
+#[derive(Debug, Clone)]
+pub struct BlockBuilder {
+    chain_id: u64,
+    start: BlockStart,
+    db: CacheDB<StoreDb>,
+    txs: Vec<(Bytes, Address)>,
+    executed: Vec<ExecutedTx>,
+    gas_used: u64,
+}
+
+impl BlockBuilder {
+    /// Opens a block on top of the head state in `store`.
+    pub fn new(store: Store, chain_id: u64, start: BlockStart) -> Self {
+        Self {
+            chain_id,
+            start,
+            db: CacheDB::new(StoreDb::new(store)),
+            txs: Vec::new(),
+            executed: Vec::new(),
+            gas_used: 0,
+        }
+    }
+
+    /// Rebuilds the open block after a restart by executing its transactions again.
+    pub fn replay(store: Store, chain_id: u64, open: &OpenBlock) -> Result<Self, TxError> {
+        let mut builder = Self::new(store, chain_id, open.start.clone());
+        for (raw, sender) in &open.txs {
+            builder.execute(raw, *sender)?;
+        }
+        Ok(builder)
+    }
+
+    pub fn start(&self) -> &BlockStart {
+        &self.start
+    }
+
+    pub fn txs(&self) -> &[(Bytes, Address)] {
+        &self.txs
+    }
+
+    pub fn executed(&self) -> &[ExecutedTx] {
+        &self.executed
+    }
+
+    /// What must be persisted to rebuild this builder.
+    pub fn open_block(&self) -> OpenBlock {
+        OpenBlock {
+            start: self.start.clone(),
+            txs: self.txs.clone(),
+        }
+    }
+
+    fn env(&self) -> EvmEnv {
+        let mut cfg_env = CfgEnv::new_with_spec(SPEC).with_chain_id(self.chain_id);
+        cfg_env.tx_chain_id_check = true;
+        EvmEnv {
+            cfg_env,
+            block_env: BlockEnv {
+                number: U256::from(self.start.number),
+                beneficiary: self.start.coinbase,
+                timestamp: U256::from(self.start.timestamp_ms / 1000),
+                gas_limit: self.start.gas_limit,
+                basefee: self.start.base_fee,
+                difficulty: U256::ZERO,
+                prevrandao: Some(B256::ZERO),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Executes `raw` (sent by `sender`) on top of this block's effects so far and,
+    /// if it is valid, makes it part of the block.
+    pub fn execute(&mut self, raw: &Bytes, sender: Address) -> Result<&ExecutedTx, TxError> {
+        let tx = TxEnvelope::decode_2718(&mut raw.as_ref())
+            .map_err(|e| TxError::Malformed(e.to_string()))?;
+        if tx.is_eip4844() {
+            return Err(TxError::BlobNotSupported);
+        }
+        if let Some(id) = tx.chain_id()
+            && id != self.chain_id
+        {
+            return Err(TxError::WrongChainId {
+                expected: self.chain_id,
+                got: Some(id),
+            });
+        }
+        if tx.gas_limit() > self.start.gas_limit {
+            return Err(TxError::GasLimitAboveBlock);
+        }
+        if self.gas_used + tx.gas_limit() > self.start.gas_limit {
+            return Err(TxError::BlockFull);
+        }
+        let hash = *tx.tx_hash();
+        let tx_type = tx.tx_type();
+        let effective_gas_price = tx.effective_gas_price(Some(self.start.base_fee));
+        let env = self.env();
+        let mut evm = EthEvmFactory::default().create_evm(&mut self.db, env);
+        let result = evm.transact_commit(Recovered::new_unchecked(tx, sender));
+        drop(evm);
+        let result = match result {
+            Ok(result) => result,
+            Err(EVMError::Transaction(invalid)) => return Err(refusal(invalid)),
+            Err(EVMError::Database(e)) => return Err(TxError::State(e)),
+            Err(other) => return Err(TxError::Rejected(other.to_string())),
+        };
+        let gas_used = result.tx_gas_used();
+        self.gas_used += gas_used;
+        let contract_address = result.created_address();
+        let receipt = Receipt {
+            status: result.is_success().into(),
+            cumulative_gas_used: self.gas_used,
+            logs: result.into_logs(),
+        };
+        self.txs.push((raw.clone(), sender));
+        self.executed.push(ExecutedTx {
+            hash,
+            sender,
+            receipt: ReceiptEnvelope::from_typed(tx_type, receipt.with_bloom()),
+            gas_used,
+            effective_gas_price,
+            contract_address,
+        });
+        Ok(self
+            .executed
+            .last()
+            .unwrap_or_else(|| unreachable!("just pushed")))
+    }
+
+    /// Seals the block on top of `parent`: state root, receipts root, bloom, header.
+    pub fn seal(&self, parent: &alloy_consensus::Header) -> Result<SealOutcome, StateError> {
+        let store = self.db.db.store();
+        let changes = self.state_changes()?;
+        let state_root = state_root_after(store, &changes)?;
+        let receipts: Vec<ReceiptEnvelope> =
+            self.executed.iter().map(|e| e.receipt.clone()).collect();
+        let receipts_root = if receipts.is_empty() {
+            EMPTY_ROOT_HASH
+        } else {
+            calculate_receipt_root(&receipts)
+        };
+        let mut logs_bloom = Bloom::ZERO;
+        for receipt in &receipts {
+            logs_bloom.accrue_bloom(&receipt.bloom());
+        }
+        let header = seal_header(
+            &self.start,
+            parent,
+            &self.txs,
+            state_root,
+            receipts_root,
+            logs_bloom,
+            self.gas_used,
+        );
+        Ok(SealOutcome {
+            block: SealedBlock::new(header, self.txs.clone()),
+            receipts: self.executed.clone(),
+            changes,
+        })
+    }
+
+    /// The overlay's changes against the head state, with fresh storage roots.
+    fn state_changes(&self) -> Result<StateChanges, StateError> {
+        let store = self.db.db.store();
+        let mut changes = StateChanges::default();
+        let mut addresses: Vec<&Address> = self.db.cache.accounts.keys().collect();
+        addresses.sort();
+        for address in addresses {
+            let account = &self.db.cache.accounts[address];
+            match account.account_state {
+                AccountState::None => {}
+                AccountState::NotExisting => {
+                    if store
+                        .account(*address)
+                        .map_err(|e| StateError(e.to_string()))?
+                        .is_some()
+                    {
+                        changes.accounts.push((*address, None));
+                    }
+                }
+                AccountState::Touched | AccountState::StorageCleared => {
+                    let cleared = account.account_state == AccountState::StorageCleared;
+                    let mut slots: Vec<(U256, U256)> =
+                        account.storage.iter().map(|(k, v)| (*k, *v)).collect();
+                    slots.sort();
+                    let mut merged: std::collections::BTreeMap<U256, U256> = if cleared {
+                        Default::default()
+                    } else {
+                        store
+                            .storage_slots(*address)
+                            .map_err(|e| StateError(e.to_string()))?
+                            .into_iter()
+                            .collect()
+                    };
+                    for (slot, value) in &slots {
+                        merged.insert(*slot, *value);
+                    }
+                    merged.retain(|_, value| !value.is_zero());
+                    let storage_root = if merged.is_empty() {
+                        EMPTY_ROOT_HASH
+                    } else {
+                        storage_root_unhashed(
+                            merged
+                                .iter()
+                                .map(|(slot, value)| (B256::from(*slot), *value)),
+                        )
+                    };
+                    if cleared {
+                        changes.wiped.push(*address);
+                    }
+                    changes.storage.extend(
+                        slots
+                            .into_iter()
+                            .map(|(slot, value)| (*address, slot, value)),
+                    );
+                    let code_hash = if account.info.code_hash == B256::ZERO {
+                        KECCAK_EMPTY
+                    } else {
+                        account.info.code_hash
+                    };
+                    changes.accounts.push((
+                        *address,
+                        Some(AccountRecord {
+                            nonce: account.info.nonce,
+                            balance: account.info.balance,
+                            code_hash,
+                            storage_root,
+                        }),
+                    ));
+                }
+            }
+        }
+        let mut code: Vec<(B256, Bytes)> = self
+            .db
+            .cache
+            .contracts
+            .iter()
+            .filter(|(hash, _)| **hash != KECCAK_EMPTY && **hash != B256::ZERO)
+            .map(|(hash, bytecode)| (*hash, bytecode.original_bytes()))
+            .collect();
+        code.sort();
+        changes.code = code;
+        Ok(changes)
+    }
+}
+
+/// The state root after applying `changes` to the head state in `store`.
+///
+/// Recomputed over every account: simple and exact; cost grows with the number of
+/// accounts (an incremental trie is the next step when state grows large).
+fn state_root_after(store: &Store, changes: &StateChanges) -> Result<B256, StateError> {
+    let mut accounts: std::collections::BTreeMap<Address, AccountRecord> = store
+        .accounts()
+        .map_err(|e| StateError(e.to_string()))?
+        .into_iter()
+        .collect();
+    for (address, account) in &changes.accounts {
+        match account {
+            Some(account) => accounts.insert(*address, account.clone()),
+            None => accounts.remove(address),
+        };
+    }
+    if accounts.is_empty() {
+        return Ok(EMPTY_ROOT_HASH);
+    }
+    Ok(state_root_unhashed(accounts.into_iter().map(
+        |(address, account)| {
+            (
+                address,
+                TrieAccount {
+                    nonce: account.nonce,
+                    balance: account.balance,
+                    storage_root: account.storage_root,
+                    code_hash: account.code_hash,
+                },
+            )
+        },
+    )))
+}
