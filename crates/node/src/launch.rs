@@ -101,7 +101,7 @@ pub async fn launch(
         .await?;
 
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let sequencer = Sequencer::new(
+    let (sequencer, submit) = Sequencer::new(
         SequencerConfig {
             chain_id: spec.chain_id,
             block_time: config.timing.block_time,
@@ -125,6 +125,7 @@ pub async fn launch(
             consensus: consensus.clone(),
             store,
             network: network.clone(),
+            submit,
             client_version: format!("baton/v{}", env!("CARGO_PKG_VERSION")),
         },
     )

@@ -1,7 +1,8 @@
 //! baton-rpc: the JSON-RPC every node serves, HTTP and WebSocket on one port.
 //!
 //! ```text
-//!  wallet / operator ──HTTP|WS──▶ jsonrpsee ──▶ eth_*      (applied chain, via Store)
+//!  wallet / operator ──HTTP|WS──▶ jsonrpsee ──▶ eth_*      (applied chain, via Store;
+//!                                            │              writes to the leader's sequencer)
 //!                                            ├─▶ conductor_* (Raft leadership, membership)
 //!                                            └─▶ baton_*     (node status)
 //! ```
@@ -12,6 +13,7 @@ mod baton;
 mod conductor;
 mod eth;
 mod state;
+mod tx;
 
 use std::net::SocketAddr;
 
@@ -27,6 +29,7 @@ pub use baton::BatonApiServer;
 pub use conductor::ConductorApiServer;
 pub use eth::EthApiServer;
 pub use state::StateApiServer;
+pub use tx::{MAX_TX_BYTES, TxApiServer};
 
 /// Largest request body we read (a batch of raw transactions fits comfortably).
 pub const MAX_REQUEST_BYTES: u32 = 5 * 1024 * 1024;
@@ -49,6 +52,8 @@ pub struct RpcContext {
     pub consensus: Consensus,
     pub store: Store,
     pub network: baton_p2p::Network,
+    /// This node's sequencer, for transactions while it leads.
+    pub submit: baton_sequencer::SubmitHandle,
     pub client_version: String,
 }
 
@@ -69,6 +74,7 @@ pub async fn serve(
     let mut module = RpcModule::new(());
     module.merge(EthApiServer::into_rpc(context.clone()))?;
     module.merge(StateApiServer::into_rpc(context.clone()))?;
+    module.merge(TxApiServer::into_rpc(context.clone()))?;
     module.merge(ConductorApiServer::into_rpc(context.clone()))?;
     module.merge(BatonApiServer::into_rpc(context))?;
     Ok((server.start(module), addr))

@@ -8,9 +8,12 @@
 //! ```
 //!
 //! The decisions live in [`policy`], a pure function of observed state tested with
-//! plain values; [`Sequencer`] performs them.
+//! plain values; [`Sequencer`] performs them and admits transactions
+//! ([`admission`]) into the open block.
 
+pub mod admission;
 mod driver;
 pub mod policy;
 
+pub use admission::{AdmissionError, SubmitHandle};
 pub use driver::{Sequencer, SequencerConfig};

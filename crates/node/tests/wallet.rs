@@ -1,0 +1,226 @@
+//! A wallet's view, through a follower, with a real client (alloy provider and
+//! local signer): transfers, nonce bursts, refusals with the words wallets match,
+//! and the same client carrying on after the leader is killed.
+
+mod common;
+
+use std::time::Duration;
+
+use alloy_network::{EthereumWallet, TransactionBuilder};
+use alloy_primitives::{Address, U256};
+use alloy_provider::{Provider, ProviderBuilder};
+use alloy_rpc_types_eth::TransactionRequest;
+use alloy_signer_local::PrivateKeySigner;
+use baton_primitives::{dev_accounts, genesis::DEV_CHAIN_ID};
+use common::TestCluster;
+
+const LONG: Duration = Duration::from_secs(30);
+
+fn signer(index: usize) -> PrivateKeySigner {
+    PrivateKeySigner::from_bytes(&dev_accounts(10)[index].private_key).expect("dev key")
+}
+
+fn transfer(to: Address, value: u64) -> TransactionRequest {
+    TransactionRequest::default()
+        .with_to(to)
+        .with_value(U256::from(value))
+        .with_gas_limit(21_000)
+}
+
+/// DESIGN invariant 3 (acknowledged means committed) and invariant 2 (a new leader
+/// builds on everything committed): every acknowledged transfer is in exactly one
+/// block, before and after the leader dies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn transfers_through_a_follower_survive_a_leader_crash() {
+    let mut cluster = TestCluster::start(3, 300, 10_000).await;
+    let leader = cluster.wait_for_leader(LONG).await;
+    let follower = *cluster
+        .nodes
+        .keys()
+        .find(|id| **id != leader)
+        .expect("follower");
+    let url = cluster.url(follower).parse().expect("url");
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(signer(0)))
+        .connect_http(url);
+    let to = Address::repeat_byte(0x55);
+
+    // An EIP-1559 transfer, and a legacy one.
+    let receipt = provider
+        .send_transaction(transfer(to, 1))
+        .await
+        .expect("sent")
+        .get_receipt()
+        .await
+        .expect("receipt");
+    assert!(receipt.status());
+    let legacy = transfer(to, 2).with_gas_price(u128::from(2_000_000_000u64));
+    let receipt = provider
+        .send_transaction(legacy)
+        .await
+        .expect("sent")
+        .get_receipt()
+        .await
+        .expect("receipt");
+    assert!(receipt.status());
+    assert_eq!(
+        provider.get_balance(to).await.expect("balance"),
+        U256::from(3)
+    );
+
+    // A burst of sequential nonces, all acknowledged, all included in order.
+    let mut hashes = Vec::new();
+    for _ in 0..20 {
+        hashes.push(
+            *provider
+                .send_transaction(transfer(to, 1))
+                .await
+                .expect("sent")
+                .tx_hash(),
+        );
+    }
+
+    // Kill the leader; the same client goes on against the same follower.
+    cluster.kill(leader).await;
+    for _ in 0..5 {
+        hashes.push(
+            *provider
+                .send_transaction(transfer(to, 1))
+                .await
+                .expect("sent after failover")
+                .tx_hash(),
+        );
+    }
+    let mut last = (0, 0);
+    for hash in &hashes {
+        let receipt = loop {
+            if let Some(receipt) = provider
+                .get_transaction_receipt(*hash)
+                .await
+                .expect("receipt")
+            {
+                break receipt;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let here = (
+            receipt.block_number.expect("block"),
+            receipt.transaction_index.expect("index"),
+        );
+        assert!(here > last, "included in order: {here:?} after {last:?}");
+        last = here;
+    }
+    assert_eq!(
+        provider.get_balance(to).await.expect("balance"),
+        U256::from(3 + 25)
+    );
+    assert_eq!(
+        provider
+            .get_transaction_count(signer(0).address())
+            .await
+            .expect("nonce"),
+        27
+    );
+    cluster.assert_identical_chains().await;
+    cluster.stop().await;
+}
+
+/// DESIGN invariant 3: a transaction that can never execute is refused with a clear
+/// JSON-RPC error, in the words wallets match, and never enters the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn invalid_transactions_are_refused_with_wallet_words() {
+    let cluster = TestCluster::start(3, 300, 10_000).await;
+    let leader = cluster.wait_for_leader(LONG).await;
+    let follower = *cluster
+        .nodes
+        .keys()
+        .find(|id| **id != leader)
+        .expect("follower");
+    let url = cluster.url(follower);
+    let with_key = |key: PrivateKeySigner| {
+        ProviderBuilder::new()
+            .wallet(EthereumWallet::from(key))
+            .connect_http(url.parse().expect("url"))
+    };
+    let provider = with_key(signer(1));
+    let to = Address::repeat_byte(0x66);
+
+    let expect_refusal = |error: String, words: &str| {
+        assert!(error.contains(words), "expected {words:?} in {error}");
+    };
+
+    // nonce too low: resend with an old nonce after one is sealed.
+    provider
+        .send_transaction(transfer(to, 1))
+        .await
+        .expect("sent")
+        .get_receipt()
+        .await
+        .expect("receipt");
+    let err = provider
+        .send_transaction(transfer(to, 1).with_nonce(0))
+        .await
+        .expect_err("nonce too low");
+    expect_refusal(err.to_string(), "nonce too low");
+
+    // insufficient funds: a fresh key with no balance.
+    let broke = with_key(PrivateKeySigner::random());
+    let err = broke
+        .send_transaction(
+            transfer(to, 1)
+                .with_max_fee_per_gas(2_000_000_000)
+                .with_max_priority_fee_per_gas(1),
+        )
+        .await
+        .expect_err("no funds");
+    expect_refusal(err.to_string(), "insufficient funds");
+
+    // invalid chain id
+    let err = provider
+        .send_transaction(transfer(to, 1).with_chain_id(DEV_CHAIN_ID + 1))
+        .await
+        .expect_err("chain id");
+    expect_refusal(err.to_string(), "invalid chain id");
+
+    // intrinsic gas too low
+    let err = provider
+        .send_transaction(transfer(to, 1).with_gas_limit(20_000))
+        .await
+        .expect_err("intrinsic gas");
+    expect_refusal(err.to_string(), "intrinsic gas too low");
+
+    // max fee below the base fee
+    let err = provider
+        .send_transaction(
+            transfer(to, 1)
+                .with_max_fee_per_gas(1)
+                .with_max_priority_fee_per_gas(1),
+        )
+        .await
+        .expect_err("fee cap");
+    expect_refusal(err.to_string(), "max fee per gas less than block base fee");
+
+    // oversized data
+    let big = transfer(to, 1)
+        .with_input(vec![1u8; 200 * 1024])
+        .with_gas_limit(29_000_000);
+    let err = provider.send_transaction(big).await.expect_err("oversized");
+    expect_refusal(err.to_string(), "oversized data");
+
+    // garbage bytes
+    let err = provider
+        .send_raw_transaction(b"not a transaction")
+        .await
+        .expect_err("garbage");
+    expect_refusal(err.to_string(), "invalid transaction");
+
+    // None of the refused transactions entered the log: only the one transfer did.
+    assert_eq!(
+        provider
+            .get_transaction_count(signer(1).address())
+            .await
+            .expect("nonce"),
+        1
+    );
+    cluster.stop().await;
+}

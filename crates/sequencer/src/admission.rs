@@ -1,0 +1,61 @@
+//! Admission: how transactions reach the leader's batches.
+//!
+//! ```text
+//!  RPC ──Submission──▶ mpsc ──▶ leader loop: collect ≤ BATCH_WINDOW ──▶ execute each on
+//!                                the speculative block (applied + proposed) ──▶ batch
+//!  reply(hash) ◀── only after the batch's Transactions entry is committed and applied
+//! ```
+//!
+//! DESIGN invariant 3: a hash is returned only for a committed transaction, and a
+//! transaction that cannot execute never enters the log.
+
+use std::time::Duration;
+
+use alloy_primitives::{B256, Bytes};
+use tokio::sync::{mpsc, oneshot};
+
+/// How long the leader keeps collecting a batch after its first transaction.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(5);
+/// Most transactions in one `Transactions` entry.
+pub const MAX_BATCH: usize = 2_000;
+
+/// Why a submitted transaction was not acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdmissionError {
+    /// Refused for good: it can never execute as sent.
+    #[error("{0}")]
+    Refused(String),
+    /// This node does not lead (any more); the caller should find the leader.
+    #[error("not the leader")]
+    NotLeader,
+}
+
+/// One transaction waiting for the leader.
+#[derive(Debug)]
+pub struct Submission {
+    pub raw: Bytes,
+    pub reply: oneshot::Sender<Result<B256, AdmissionError>>,
+}
+
+/// Hands transactions to this node's sequencer. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SubmitHandle {
+    tx: mpsc::Sender<Submission>,
+}
+
+impl SubmitHandle {
+    pub(crate) fn channel(capacity: usize) -> (Self, mpsc::Receiver<Submission>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (Self { tx }, rx)
+    }
+
+    /// Submits `raw` and waits until it is committed (or refused).
+    pub async fn submit(&self, raw: Bytes) -> Result<B256, AdmissionError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Submission { raw, reply })
+            .await
+            .map_err(|_| AdmissionError::NotLeader)?;
+        answer.await.unwrap_or(Err(AdmissionError::NotLeader))
+    }
+}
