@@ -329,6 +329,76 @@ mod tests {
     }
 
     #[test]
+    fn a_deployed_contract_runs_and_logs() {
+        let (_dir, store, genesis, spec) = chain();
+        let code: Bytes = include_str!("../../node/tests/contracts/Counter.bin")
+            .trim()
+            .parse()
+            .expect("hex");
+        let signer = signer(0);
+        let mut create = TxEip1559 {
+            chain_id: spec.chain_id,
+            nonce: 0,
+            gas_limit: 1_000_000,
+            max_fee_per_gas: 2_000_000_000,
+            max_priority_fee_per_gas: 1,
+            to: TxKind::Create,
+            input: code,
+            ..Default::default()
+        };
+        let signature = signer.sign_transaction_sync(&mut create).expect("sign");
+        let raw: Bytes = TxEnvelope::from(create.into_signed(signature))
+            .encoded_2718()
+            .into();
+        let (one, skipped) = block(
+            &store,
+            &spec,
+            &genesis,
+            1_000,
+            vec![(raw, signer.address())],
+        );
+        assert!(skipped.is_empty(), "{skipped:?}");
+        let counter = one.receipts[0].contract_address.expect("created");
+        let account = store.account(counter).expect("read").expect("exists");
+        let runtime = store.code(account.code_hash).expect("read").expect("code");
+        assert_eq!(keccak256(&runtime), account.code_hash);
+        let mut input = vec![0x7c, 0xf5, 0xda, 0xb0];
+        input.extend_from_slice(&U256::from(5).to_be_bytes::<32>());
+        let mut call = TxEip1559 {
+            chain_id: spec.chain_id,
+            nonce: 1,
+            gas_limit: 200_000,
+            max_fee_per_gas: 2_000_000_000,
+            max_priority_fee_per_gas: 1,
+            to: TxKind::Call(counter),
+            input: input.into(),
+            ..Default::default()
+        };
+        let signature = signer.sign_transaction_sync(&mut call).expect("sign");
+        let raw: Bytes = TxEnvelope::from(call.into_signed(signature))
+            .encoded_2718()
+            .into();
+        let (two, _) = block(
+            &store,
+            &spec,
+            &one.block,
+            2_000,
+            vec![(raw, signer.address())],
+        );
+        assert!(two.receipts[0].receipt.status());
+        assert_eq!(
+            two.receipts[0].receipt.logs().len(),
+            1,
+            "gas used {}",
+            two.receipts[0].gas_used
+        );
+        assert_eq!(
+            store.storage_slot(counter, U256::ZERO).expect("slot"),
+            U256::from(5)
+        );
+    }
+
+    #[test]
     fn sealing_is_deterministic_across_replays() {
         let (_dir_a, store_a, genesis, spec) = chain();
         let (_dir_b, store_b, _, _) = chain();

@@ -71,7 +71,7 @@ pub enum TxError {
     State(#[from] StateError),
 }
 
-fn refusal(error: InvalidTransaction) -> TxError {
+pub(crate) fn refusal(error: InvalidTransaction) -> TxError {
     match error {
         InvalidTransaction::NonceTooLow { tx, state } => TxError::NonceTooLow {
             expected: state,

@@ -47,7 +47,10 @@ impl DatabaseRef for StoreDb {
                 balance: account.balance,
                 nonce: account.nonce,
                 code_hash: account.code_hash,
-                ..Default::default()
+                account_id: None,
+                // Not `Default`: that is `Some(empty code)`, which would hide the
+                // contract. `None` makes revm load it through `code_by_hash_ref`.
+                code: None,
             }))
     }
 

@@ -10,8 +10,10 @@
 //! Every answer comes from applied (hence committed) state: DESIGN invariant 1.
 
 mod baton;
+mod call;
 mod conductor;
 mod eth;
+mod logs;
 mod state;
 mod tx;
 
@@ -26,8 +28,10 @@ use jsonrpsee::{
 };
 
 pub use baton::BatonApiServer;
+pub use call::CallApiServer;
 pub use conductor::ConductorApiServer;
 pub use eth::EthApiServer;
+pub use logs::LogsApiServer;
 pub use state::StateApiServer;
 pub use tx::{MAX_TX_BYTES, TxApiServer};
 
@@ -75,6 +79,8 @@ pub async fn serve(
     module.merge(EthApiServer::into_rpc(context.clone()))?;
     module.merge(StateApiServer::into_rpc(context.clone()))?;
     module.merge(TxApiServer::into_rpc(context.clone()))?;
+    module.merge(CallApiServer::into_rpc(context.clone()))?;
+    module.merge(LogsApiServer::into_rpc(context.clone()))?;
     module.merge(ConductorApiServer::into_rpc(context.clone()))?;
     module.merge(BatonApiServer::into_rpc(context))?;
     Ok((server.start(module), addr))

@@ -89,7 +89,7 @@ pub trait StateApi {
 
 impl RpcContext {
     /// Refuses state queries for any block but the head.
-    fn check_head_state(&self, block: Option<BlockId>) -> RpcResult<()> {
+    pub(crate) fn check_head_state(&self, block: Option<BlockId>) -> RpcResult<()> {
         let head = self.consensus.chain().borrow().head.clone();
         let ok = match block.unwrap_or(BlockId::Number(BlockNumberOrTag::Latest)) {
             BlockId::Number(BlockNumberOrTag::Number(n)) => n == head.number(),

@@ -1,0 +1,211 @@
+//! Read-only execution for `eth_call` and `eth_estimateGas`: a message run on top of
+//! the head state in the next block's environment, never committed.
+
+use alloy_evm::{Evm, EvmEnv, EvmFactory, eth::EthEvmFactory};
+use alloy_primitives::{Address, Bytes, TxKind, U256};
+use baton_primitives::SealedBlock;
+use baton_storage::Store;
+use revm::{
+    context::{BlockEnv, CfgEnv, TxEnv, result::EVMError, result::ExecutionResult},
+    database::CacheDB,
+};
+
+use crate::{SPEC, StoreDb, next_base_fee};
+
+/// A message to run, as `eth_call` and `eth_estimateGas` describe it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallRequest {
+    pub from: Option<Address>,
+    pub to: Option<TxKind>,
+    pub gas: Option<u64>,
+    /// Legacy gas price or EIP-1559 max fee; absent means free (no fee check).
+    pub gas_price: Option<u128>,
+    pub max_priority_fee_per_gas: Option<u128>,
+    pub value: Option<U256>,
+    pub input: Bytes,
+    pub nonce: Option<u64>,
+}
+
+/// How a message ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallOutcome {
+    Success {
+        output: Bytes,
+        gas_used: u64,
+    },
+    /// `REVERT`: the revert data, and the `Error(string)` reason when there is one.
+    Revert {
+        output: Bytes,
+        reason: Option<String>,
+    },
+    Halt {
+        reason: String,
+        gas_used: u64,
+    },
+}
+
+/// Why a message could not run at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("gas required exceeds allowance ({0})")]
+    OutOfGas(u64),
+    #[error("state: {0}")]
+    State(String),
+}
+
+/// Runs `request` on the state of `head`, in the environment of the block after it.
+pub fn call(
+    store: &Store,
+    chain_id: u64,
+    head: &SealedBlock,
+    request: &CallRequest,
+) -> Result<CallOutcome, CallError> {
+    let gas = request
+        .gas
+        .unwrap_or(head.header.gas_limit)
+        .min(head.header.gas_limit);
+    run(store, chain_id, head, request, gas)
+}
+
+/// The least gas with which `request` succeeds (binary search, as geth does).
+pub fn estimate_gas(
+    store: &Store,
+    chain_id: u64,
+    head: &SealedBlock,
+    request: &CallRequest,
+) -> Result<u64, CallError> {
+    let cap = request
+        .gas
+        .unwrap_or(head.header.gas_limit)
+        .min(head.header.gas_limit);
+    let used = match run(store, chain_id, head, request, cap)? {
+        CallOutcome::Success { gas_used, .. } => gas_used,
+        CallOutcome::Revert { reason, .. } => {
+            return Err(CallError::Invalid(match reason {
+                Some(reason) => format!("execution reverted: {reason}"),
+                None => "execution reverted".into(),
+            }));
+        }
+        CallOutcome::Halt { .. } => return Err(CallError::OutOfGas(cap)),
+    };
+    // Refunds and the 63/64 rule mean the gas used is a lower bound, not the answer.
+    let (mut low, mut high) = (used.saturating_sub(1), cap);
+    while low + 1 < high {
+        let mid = low + (high - low) / 2;
+        match run(store, chain_id, head, request, mid) {
+            Ok(CallOutcome::Success { .. }) => high = mid,
+            Ok(_) | Err(CallError::Invalid(_)) => low = mid,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(high)
+}
+
+fn run(
+    store: &Store,
+    chain_id: u64,
+    head: &SealedBlock,
+    request: &CallRequest,
+    gas: u64,
+) -> Result<CallOutcome, CallError> {
+    let base_fee = next_base_fee(&head.header);
+    let mut cfg_env = CfgEnv::new_with_spec(SPEC).with_chain_id(chain_id);
+    cfg_env.disable_nonce_check = request.nonce.is_none();
+    let env = EvmEnv {
+        cfg_env,
+        block_env: BlockEnv {
+            number: U256::from(head.number() + 1),
+            beneficiary: head.header.beneficiary,
+            timestamp: U256::from(head.header.timestamp + 1),
+            gas_limit: head.header.gas_limit,
+            basefee: if request.gas_price.is_some() {
+                base_fee
+            } else {
+                0
+            },
+            prevrandao: Some(Default::default()),
+            ..Default::default()
+        },
+    };
+    let tx = TxEnv {
+        tx_type: if request.max_priority_fee_per_gas.is_some() {
+            2
+        } else {
+            0
+        },
+        caller: request.from.unwrap_or_default(),
+        gas_limit: gas,
+        gas_price: request.gas_price.unwrap_or_default(),
+        kind: request.to.unwrap_or(TxKind::Create),
+        value: request.value.unwrap_or_default(),
+        data: request.input.clone(),
+        nonce: request.nonce.unwrap_or_default(),
+        chain_id: Some(chain_id),
+        gas_priority_fee: request.max_priority_fee_per_gas,
+        ..Default::default()
+    };
+    let mut db = CacheDB::new(StoreDb::new(store.clone()));
+    let mut evm = EthEvmFactory::default().create_evm(&mut db, env);
+    match evm.transact(tx) {
+        Ok(result) => Ok(match result.result {
+            ExecutionResult::Success { .. } => CallOutcome::Success {
+                gas_used: result.result.tx_gas_used(),
+                output: result.result.into_output().unwrap_or_default(),
+            },
+            ExecutionResult::Revert { output, .. } => CallOutcome::Revert {
+                reason: revert_reason(&output),
+                output,
+            },
+            ExecutionResult::Halt { reason, .. } => CallOutcome::Halt {
+                reason: format!("{reason:?}"),
+                gas_used: gas,
+            },
+        }),
+        Err(EVMError::Transaction(invalid)) => Err(CallError::Invalid(
+            crate::builder::refusal(invalid).to_string(),
+        )),
+        Err(EVMError::Database(e)) => Err(CallError::State(e.to_string())),
+        Err(other) => Err(CallError::Invalid(other.to_string())),
+    }
+}
+
+/// The message of a Solidity `Error(string)` revert, if that is what `output` holds.
+pub fn revert_reason(output: &[u8]) -> Option<String> {
+    const ERROR_SELECTOR: [u8; 4] = [0x08, 0xc3, 0x79, 0xa0];
+    let body = output.strip_prefix(&ERROR_SELECTOR)?;
+    let word = |at: usize| -> Option<usize> {
+        let bytes = body.get(at..at + 32)?;
+        if bytes[..24].iter().any(|b| *b != 0) {
+            return None;
+        }
+        Some(u64::from_be_bytes(bytes[24..].try_into().ok()?) as usize)
+    };
+    let offset = word(0)?;
+    let len = word(offset)?;
+    let text = body.get(offset + 32..offset.checked_add(32)?.checked_add(len)?)?;
+    String::from_utf8(text.to_vec()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_string_reasons_are_decoded_and_garbage_is_not() {
+        // Error("nope")
+        let mut output = vec![0x08, 0xc3, 0x79, 0xa0];
+        output.extend_from_slice(&U256::from(32).to_be_bytes::<32>());
+        output.extend_from_slice(&U256::from(4).to_be_bytes::<32>());
+        let mut text = [0u8; 32];
+        text[..4].copy_from_slice(b"nope");
+        output.extend_from_slice(&text);
+        assert_eq!(revert_reason(&output), Some("nope".to_string()));
+        assert_eq!(revert_reason(&output[..40]), None);
+        assert_eq!(revert_reason(b"\x01\x02"), None);
+        let mut huge = output.clone();
+        huge[4 + 32 + 24..4 + 64].copy_from_slice(&[0xff; 8]);
+        assert_eq!(revert_reason(&huge), None);
+    }
+}

@@ -1,0 +1,119 @@
+//! `eth_getLogs`: logs of sealed blocks, matched by block range or hash, address and
+//! topics. Each block's bloom is checked before its receipts are read.
+
+use alloy_consensus::ReceiptEnvelope;
+use alloy_eips::{BlockNumberOrTag, eip2718::Decodable2718};
+use alloy_primitives::keccak256;
+use alloy_rpc_types_eth::{Filter, FilterBlockOption, Log};
+use jsonrpsee::{core::RpcResult, proc_macros::rpc};
+
+use crate::{RpcContext, internal, invalid_params};
+
+/// Most blocks one `eth_getLogs` call scans.
+pub(crate) const MAX_LOG_RANGE: u64 = 10_000;
+/// Most logs one `eth_getLogs` call returns.
+pub(crate) const MAX_LOGS: usize = 10_000;
+
+#[rpc(server)]
+pub trait LogsApi {
+    #[method(name = "eth_getLogs")]
+    fn logs(&self, filter: Filter) -> RpcResult<Vec<Log>>;
+}
+
+impl RpcContext {
+    /// Every log of sealed block `number` that `filter` matches, in order.
+    pub(crate) fn matching_logs(
+        &self,
+        number: u64,
+        filter: &Filter,
+        out: &mut Vec<Log>,
+    ) -> RpcResult<()> {
+        let Some(block) = self.store.block(number).map_err(internal)? else {
+            return Ok(());
+        };
+        if !filter.matches_bloom(block.header.logs_bloom) {
+            return Ok(());
+        }
+        let receipts = self
+            .store
+            .receipts(number)
+            .map_err(internal)?
+            .unwrap_or_default();
+        let mut log_index = 0u64;
+        for (index, (stored, (raw, _))) in receipts.iter().zip(&block.txs).enumerate() {
+            let receipt =
+                ReceiptEnvelope::decode_2718(&mut stored.receipt.as_slice()).map_err(internal)?;
+            for log in receipt.logs() {
+                if filter.matches(log) {
+                    if out.len() >= MAX_LOGS {
+                        return Err(invalid_params(format!(
+                            "query returned more than {MAX_LOGS} results; narrow the block range"
+                        )));
+                    }
+                    out.push(Log {
+                        inner: log.clone(),
+                        block_hash: Some(block.hash),
+                        block_number: Some(number),
+                        block_timestamp: Some(block.header.timestamp),
+                        transaction_hash: Some(keccak256(raw)),
+                        transaction_index: Some(index as u64),
+                        log_index: Some(log_index),
+                        removed: false,
+                    });
+                }
+                log_index += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn tag_number(&self, tag: Option<&BlockNumberOrTag>, head: u64) -> u64 {
+        match tag {
+            Some(BlockNumberOrTag::Number(n)) => *n,
+            Some(BlockNumberOrTag::Earliest) => 0,
+            _ => head,
+        }
+    }
+}
+
+impl LogsApiServer for RpcContext {
+    fn logs(&self, filter: Filter) -> RpcResult<Vec<Log>> {
+        let head = self.consensus.chain().borrow().head.number();
+        let mut out = Vec::new();
+        match &filter.block_option {
+            FilterBlockOption::AtBlockHash(hash) => {
+                let number = self
+                    .store
+                    .block_number(*hash)
+                    .map_err(internal)?
+                    .ok_or_else(|| invalid_params(format!("unknown block {hash}")))?;
+                self.matching_logs(number, &filter, &mut out)?;
+            }
+            FilterBlockOption::Range {
+                from_block,
+                to_block,
+            } => {
+                let from = self.tag_number(from_block.as_ref(), head);
+                let to = self.tag_number(to_block.as_ref(), head).min(head);
+                if from > to {
+                    if from > head {
+                        return Ok(out);
+                    }
+                    return Err(invalid_params(format!(
+                        "invalid block range: from {from} > to {to}"
+                    )));
+                }
+                if to - from >= MAX_LOG_RANGE {
+                    return Err(invalid_params(format!(
+                        "block range of {} exceeds the limit of {MAX_LOG_RANGE}",
+                        to - from + 1
+                    )));
+                }
+                for number in from..=to {
+                    self.matching_logs(number, &filter, &mut out)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
