@@ -6,6 +6,7 @@ use std::{
     net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
 
@@ -62,13 +63,33 @@ pub struct Cluster {
     pub nodes: Vec<ClusterNode>,
 }
 
-fn free_port() -> eyre::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// A port on 127.0.0.1 that nothing listens on now, chosen below Linux's
+/// ephemeral range (32768+): a port the kernel hands out for port-0 binds is also
+/// handed to outgoing connections, so between our check and the node's bind an
+/// outgoing libp2p dial could take it.
+pub fn unused_port() -> eyre::Result<u16> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Processes start far apart in the range; within one, ports never repeat.
+    let offset = std::process::id().wrapping_mul(7919);
+    for _ in 0..PORT_SPAN {
+        let port = PORT_FLOOR
+            + ((offset.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed))) % PORT_SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!(
+        "no unused port in {PORT_FLOOR}..{}",
+        u32::from(PORT_FLOOR) + PORT_SPAN
+    )
 }
+
+const PORT_FLOOR: u16 = 20_000;
+const PORT_SPAN: u32 = 12_000;
 
 fn port(base: u16, i: usize) -> eyre::Result<u16> {
     if base == 0 {
-        free_port()
+        unused_port()
     } else {
         u16::try_from(usize::from(base) + i).map_err(|_| eyre!("port {base} + {i} is out of range"))
     }

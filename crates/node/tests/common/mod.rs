@@ -5,7 +5,6 @@
 
 use std::{
     collections::BTreeMap,
-    net::TcpListener,
     time::{Duration, Instant},
 };
 
@@ -25,10 +24,7 @@ pub struct TestCluster {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+    baton_node::cluster::unused_port().expect("free port")
 }
 
 impl TestCluster {
