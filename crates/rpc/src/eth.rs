@@ -1,12 +1,12 @@
 //! `eth_`, `net_` and `web3_` methods over the applied chain.
 
-use alloy_eips::BlockNumberOrTag;
+use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::{B256, U64, keccak256};
-use alloy_rpc_types_eth::{Block, BlockTransactions, Header, Transaction};
+use alloy_rpc_types_eth::{Block, BlockTransactions, Header, Transaction, TransactionReceipt};
 use baton_primitives::SealedBlock;
 use jsonrpsee::{core::RpcResult, proc_macros::rpc};
 
-use crate::{RpcContext, internal};
+use crate::{RpcContext, internal, tx::SealedTx};
 
 #[rpc(server)]
 pub trait EthApi {
@@ -34,6 +34,23 @@ pub trait EthApi {
 
     #[method(name = "eth_getBlockTransactionCountByHash")]
     fn block_transaction_count_by_hash(&self, hash: B256) -> RpcResult<Option<U64>>;
+
+    #[method(name = "eth_getTransactionByBlockNumberAndIndex")]
+    fn transaction_by_block_number_and_index(
+        &self,
+        number: BlockNumberOrTag,
+        index: U64,
+    ) -> RpcResult<Option<Transaction>>;
+
+    #[method(name = "eth_getTransactionByBlockHashAndIndex")]
+    fn transaction_by_block_hash_and_index(
+        &self,
+        hash: B256,
+        index: U64,
+    ) -> RpcResult<Option<Transaction>>;
+
+    #[method(name = "eth_getBlockReceipts")]
+    fn block_receipts(&self, block: BlockId) -> RpcResult<Option<Vec<TransactionReceipt>>>;
 }
 
 impl RpcContext {
@@ -41,8 +58,40 @@ impl RpcContext {
         self.consensus.chain().borrow().head.number()
     }
 
-    fn block(&self, number: u64) -> RpcResult<Option<Block>> {
-        Ok(self.sealed_block(number)?.map(rpc_block))
+    /// Block `number` in RPC shape, with full transactions when `full`.
+    fn block(&self, number: u64, full: bool) -> RpcResult<Option<Block>> {
+        let Some(block) = self.sealed_block(number)? else {
+            return Ok(None);
+        };
+        let transactions = if full {
+            let txs = self.sealed_txs(number)?.unwrap_or_default();
+            BlockTransactions::Full(
+                txs.into_iter()
+                    .map(SealedTx::into_rpc_transaction)
+                    .collect(),
+            )
+        } else {
+            BlockTransactions::Hashes(block.txs.iter().map(|(raw, _)| keccak256(raw)).collect())
+        };
+        Ok(Some(rpc_block(block, transactions)))
+    }
+
+    fn tx_at(&self, number: Option<u64>, index: U64) -> RpcResult<Option<SealedTx>> {
+        let Some(number) = number else {
+            return Ok(None);
+        };
+        Ok(self
+            .sealed_txs(number)?
+            .and_then(|txs| txs.into_iter().nth(index.to::<u64>() as usize)))
+    }
+
+    fn receipts_of(&self, number: Option<u64>) -> RpcResult<Option<Vec<TransactionReceipt>>> {
+        let Some(number) = number else {
+            return Ok(None);
+        };
+        Ok(self
+            .sealed_txs(number)?
+            .map(|txs| txs.into_iter().map(SealedTx::into_rpc_receipt).collect()))
     }
 
     fn sealed_block(&self, number: u64) -> RpcResult<Option<SealedBlock>> {
@@ -67,11 +116,10 @@ impl RpcContext {
     }
 }
 
-/// The RPC shape of a sealed block, transactions as hashes.
-fn rpc_block(block: SealedBlock) -> Block {
+/// The RPC shape of a sealed block.
+fn rpc_block(block: SealedBlock, transactions: BlockTransactions<Transaction>) -> Block {
     let size = alloy_rlp::Encodable::length(&block.header)
         + block.txs.iter().map(|(raw, _)| raw.len()).sum::<usize>();
-    let hashes = block.txs.iter().map(|(raw, _)| keccak256(raw)).collect();
     Block {
         header: Header {
             hash: block.hash,
@@ -80,7 +128,7 @@ fn rpc_block(block: SealedBlock) -> Block {
             size: Some(alloy_primitives::U256::from(size)),
         },
         uncles: Vec::new(),
-        transactions: BlockTransactions::<Transaction>::Hashes(hashes),
+        transactions,
         withdrawals: Some(Default::default()),
     }
 }
@@ -102,15 +150,43 @@ impl EthApiServer for RpcContext {
         Ok(U64::from(self.head_number()))
     }
 
-    fn block_by_number(&self, number: BlockNumberOrTag, _full: bool) -> RpcResult<Option<Block>> {
-        self.block(self.resolve(number))
+    fn block_by_number(&self, number: BlockNumberOrTag, full: bool) -> RpcResult<Option<Block>> {
+        self.block(self.resolve(number), full)
     }
 
-    fn block_by_hash(&self, hash: B256, _full: bool) -> RpcResult<Option<Block>> {
+    fn block_by_hash(&self, hash: B256, full: bool) -> RpcResult<Option<Block>> {
         match self.block_number_of(hash)? {
-            Some(number) => self.block(number),
+            Some(number) => self.block(number, full),
             None => Ok(None),
         }
+    }
+
+    fn transaction_by_block_number_and_index(
+        &self,
+        number: BlockNumberOrTag,
+        index: U64,
+    ) -> RpcResult<Option<Transaction>> {
+        Ok(self
+            .tx_at(Some(self.resolve(number)), index)?
+            .map(SealedTx::into_rpc_transaction))
+    }
+
+    fn transaction_by_block_hash_and_index(
+        &self,
+        hash: B256,
+        index: U64,
+    ) -> RpcResult<Option<Transaction>> {
+        Ok(self
+            .tx_at(self.block_number_of(hash)?, index)?
+            .map(SealedTx::into_rpc_transaction))
+    }
+
+    fn block_receipts(&self, block: BlockId) -> RpcResult<Option<Vec<TransactionReceipt>>> {
+        let number = match block {
+            BlockId::Number(number) => Some(self.resolve(number)),
+            BlockId::Hash(hash) => self.block_number_of(hash.block_hash)?,
+        };
+        self.receipts_of(number)
     }
 
     fn block_transaction_count_by_number(

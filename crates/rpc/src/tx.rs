@@ -35,6 +35,9 @@ const RETRY_EVERY: Duration = Duration::from_millis(50);
 const REFUSED: i32 = -32000;
 /// JSON-RPC code `baton_submitRawTransaction` answers when this node does not lead.
 const NOT_LEADER: i32 = -32099;
+/// `eth_sendRawTransactionSync`'s default and largest wait.
+const SYNC_TIMEOUT_MS: u64 = 2_000;
+const MAX_SYNC_TIMEOUT_MS: u64 = 30_000;
 
 fn refused(message: impl std::fmt::Display) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(REFUSED, message.to_string(), None::<()>)
@@ -54,6 +57,14 @@ pub trait TxApi {
 
     #[method(name = "eth_getTransactionReceipt")]
     fn transaction_receipt(&self, hash: B256) -> RpcResult<Option<TransactionReceipt>>;
+
+    /// EIP-7966: send, then wait for the receipt (up to `timeout_ms`).
+    #[method(name = "eth_sendRawTransactionSync")]
+    async fn send_raw_transaction_sync(
+        &self,
+        raw: Bytes,
+        timeout_ms: Option<u64>,
+    ) -> RpcResult<TransactionReceipt>;
 }
 
 /// Checks that need no state: size, encoding, type.
@@ -87,56 +98,115 @@ impl RpcContext {
         let Some((number, index)) = self.store.tx_location(hash).map_err(internal)? else {
             return Ok(None);
         };
-        let block = self
-            .store
-            .block(number)
-            .map_err(internal)?
-            .ok_or_else(|| internal(format!("block {number} of tx {hash} is missing")))?;
+        Ok(self
+            .sealed_txs(number)?
+            .and_then(|txs| txs.into_iter().nth(index as usize)))
+    }
+
+    /// Every transaction of sealed block `number` with its receipt record.
+    pub(crate) fn sealed_txs(&self, number: u64) -> RpcResult<Option<Vec<SealedTx>>> {
+        let Some(block) = self.store.block(number).map_err(internal)? else {
+            return Ok(None);
+        };
         let receipts = self
             .store
             .receipts(number)
             .map_err(internal)?
             .ok_or_else(|| internal(format!("receipts of block {number} are missing")))?;
-        let index = index as usize;
-        let (raw, sender) = block
-            .txs
-            .get(index)
-            .cloned()
-            .ok_or_else(|| internal(format!("tx {index} of block {number} is missing")))?;
-        let tx = TxEnvelope::decode_2718(&mut raw.as_ref()).map_err(internal)?;
-        let first_log_index = receipts[..index.min(receipts.len())]
-            .iter()
-            .map(|r| {
-                ReceiptEnvelope::decode_2718(&mut r.receipt.as_slice()).map(|r| r.logs().len())
-            })
-            .sum::<Result<usize, _>>()
-            .map_err(internal)?;
-        let stored = receipts
-            .get(index)
-            .cloned()
-            .ok_or_else(|| internal(format!("receipt {index} of block {number} is missing")))?;
-        Ok(Some(SealedTx {
-            hash,
-            block_hash: block.hash,
-            number,
-            timestamp: block.header.timestamp,
-            index: index as u64,
-            tx: Recovered::new_unchecked(tx, sender),
-            stored,
-            first_log_index: first_log_index as u64,
-        }))
+        if receipts.len() != block.txs.len() {
+            return Err(internal(format!(
+                "block {number} has {} txs but {} receipts",
+                block.txs.len(),
+                receipts.len()
+            )));
+        }
+        let mut first_log_index = 0u64;
+        let mut out = Vec::with_capacity(receipts.len());
+        for (index, ((raw, sender), stored)) in block.txs.iter().zip(receipts).enumerate() {
+            let tx = TxEnvelope::decode_2718(&mut raw.as_ref()).map_err(internal)?;
+            let receipt =
+                ReceiptEnvelope::decode_2718(&mut stored.receipt.as_slice()).map_err(internal)?;
+            let logs = receipt.logs().len() as u64;
+            out.push(SealedTx {
+                hash: *tx.tx_hash(),
+                block_hash: block.hash,
+                number,
+                timestamp: block.header.timestamp,
+                index: index as u64,
+                tx: Recovered::new_unchecked(tx, *sender),
+                receipt,
+                stored,
+                first_log_index,
+            });
+            first_log_index += logs;
+        }
+        Ok(Some(out))
     }
 }
 
-struct SealedTx {
+/// A sealed transaction with everything its RPC shapes need.
+pub(crate) struct SealedTx {
     hash: B256,
     block_hash: B256,
     number: u64,
     timestamp: u64,
     index: u64,
     tx: Recovered<TxEnvelope>,
+    receipt: ReceiptEnvelope,
     stored: StoredReceipt,
     first_log_index: u64,
+}
+
+impl SealedTx {
+    pub(crate) fn into_rpc_transaction(self) -> Transaction {
+        Transaction {
+            effective_gas_price: Some(self.stored.effective_gas_price),
+            inner: self.tx,
+            block_hash: Some(self.block_hash),
+            block_number: Some(self.number),
+            transaction_index: Some(self.index),
+            block_timestamp: Some(self.timestamp),
+        }
+    }
+
+    pub(crate) fn into_rpc_receipt(self) -> TransactionReceipt {
+        let mut log_index = self.first_log_index;
+        let (block_hash, number, timestamp, hash, index) = (
+            self.block_hash,
+            self.number,
+            self.timestamp,
+            self.hash,
+            self.index,
+        );
+        let inner = self.receipt.map_logs(|log| {
+            let rpc = Log {
+                inner: log,
+                block_hash: Some(block_hash),
+                block_number: Some(number),
+                block_timestamp: Some(timestamp),
+                transaction_hash: Some(hash),
+                transaction_index: Some(index),
+                log_index: Some(log_index),
+                removed: false,
+            };
+            log_index += 1;
+            rpc
+        });
+        TransactionReceipt {
+            inner,
+            transaction_hash: hash,
+            transaction_index: Some(index),
+            block_hash: Some(block_hash),
+            block_number: Some(number),
+            gas_used: self.stored.gas_used,
+            effective_gas_price: self.stored.effective_gas_price,
+            blob_gas_used: None,
+            blob_gas_price: None,
+            from: self.stored.sender,
+            to: self.tx.inner().to(),
+            contract_address: self.stored.contract_address,
+        }
+    }
 }
 
 #[async_trait]
@@ -192,50 +262,42 @@ impl TxApiServer for RpcContext {
     }
 
     fn transaction_by_hash(&self, hash: B256) -> RpcResult<Option<Transaction>> {
-        Ok(self.sealed_tx(hash)?.map(|sealed| Transaction {
-            effective_gas_price: Some(sealed.stored.effective_gas_price),
-            inner: sealed.tx,
-            block_hash: Some(sealed.block_hash),
-            block_number: Some(sealed.number),
-            transaction_index: Some(sealed.index),
-            block_timestamp: Some(sealed.timestamp),
-        }))
+        Ok(self.sealed_tx(hash)?.map(SealedTx::into_rpc_transaction))
     }
 
     fn transaction_receipt(&self, hash: B256) -> RpcResult<Option<TransactionReceipt>> {
-        let Some(sealed) = self.sealed_tx(hash)? else {
-            return Ok(None);
-        };
-        let envelope = ReceiptEnvelope::decode_2718(&mut sealed.stored.receipt.as_slice())
-            .map_err(internal)?;
-        let mut log_index = sealed.first_log_index;
-        let inner = envelope.map_logs(|log| {
-            let rpc = Log {
-                inner: log,
-                block_hash: Some(sealed.block_hash),
-                block_number: Some(sealed.number),
-                block_timestamp: Some(sealed.timestamp),
-                transaction_hash: Some(sealed.hash),
-                transaction_index: Some(sealed.index),
-                log_index: Some(log_index),
-                removed: false,
-            };
-            log_index += 1;
-            rpc
-        });
-        Ok(Some(TransactionReceipt {
-            inner,
-            transaction_hash: sealed.hash,
-            transaction_index: Some(sealed.index),
-            block_hash: Some(sealed.block_hash),
-            block_number: Some(sealed.number),
-            gas_used: sealed.stored.gas_used,
-            effective_gas_price: sealed.stored.effective_gas_price,
-            blob_gas_used: None,
-            blob_gas_price: None,
-            from: sealed.stored.sender,
-            to: sealed.tx.inner().to(),
-            contract_address: sealed.stored.contract_address,
-        }))
+        Ok(self.sealed_tx(hash)?.map(SealedTx::into_rpc_receipt))
+    }
+
+    async fn send_raw_transaction_sync(
+        &self,
+        raw: Bytes,
+        timeout_ms: Option<u64>,
+    ) -> RpcResult<TransactionReceipt> {
+        let hash = self.send_raw_transaction(raw).await?;
+        let timeout = Duration::from_millis(
+            timeout_ms
+                .unwrap_or(SYNC_TIMEOUT_MS)
+                .min(MAX_SYNC_TIMEOUT_MS),
+        );
+        let deadline = Instant::now() + timeout;
+        let mut chain = self.consensus.chain();
+        loop {
+            if let Some(sealed) = self.sealed_tx(hash)? {
+                return Ok(sealed.into_rpc_receipt());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, chain.changed()).await.is_err() {
+                // EIP-7966: code 4, the hash in `data`, so the caller can keep polling.
+                return Err(ErrorObjectOwned::owned(
+                    4,
+                    format!(
+                        "the transaction was added to the chain but its block was not sealed within {}ms",
+                        timeout.as_millis()
+                    ),
+                    Some(hash),
+                ));
+            }
+        }
     }
 }
