@@ -67,6 +67,8 @@ pub struct StateMachine {
     head_start_ms: u64,
     /// The open block with its execution overlay (rebuilt by replay after a restart).
     open: Option<BlockBuilder>,
+    /// How much of `open` is in the store: whether its start is, and how many txs.
+    persisted: Option<usize>,
     view: watch::Sender<ChainView>,
 }
 
@@ -94,6 +96,7 @@ impl StateMachine {
                 applied,
                 head,
                 head_start_ms,
+                persisted: open.as_ref().map(|o| o.txs().len()),
                 open,
                 view,
             },
@@ -215,7 +218,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             // together with `last_applied` as of this entry.
                             self.applied.last_applied = Some(log_id);
                             write_sealed(&mut write, &outcome).map_err(io::Error::other)?;
-                            write.set_open_block(None).map_err(io::Error::other)?;
+                            write.close_open_block();
+                            self.persisted = None;
                             write.set_applied(
                                 codec::encode(&self.applied).map_err(io::Error::other)?,
                             );
@@ -232,10 +236,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.applied.last_applied = Some(log_id);
             responders.extend(responder);
         }
-        let open = self.open.as_ref().map(BlockBuilder::open_block);
-        write
-            .set_open_block(open.as_ref())
-            .map_err(io::Error::other)?;
+        if let Some(open) = &self.open {
+            let persisted = match self.persisted {
+                Some(count) => count,
+                None => {
+                    write.open_block(open.start()).map_err(io::Error::other)?;
+                    0
+                }
+            };
+            write
+                .append_open_txs(persisted, &open.txs()[persisted..])
+                .map_err(io::Error::other)?;
+            self.persisted = Some(open.txs().len());
+        }
         write.set_applied(codec::encode(&self.applied).map_err(io::Error::other)?);
         write.commit().map_err(io::Error::other)?;
         self.publish();
@@ -279,6 +292,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let (head, open, applied) = load(&self.store, self.chain_id)?;
         self.head_start_ms = head.header.timestamp * 1000;
         self.head = head;
+        self.persisted = open.as_ref().map(|o| o.txs().len());
         self.open = open;
         self.applied = applied;
         tracing::info!(upto = ?meta.last_log_id, head = self.head.number(), "installed snapshot");

@@ -169,14 +169,6 @@ impl BlockBuilder {
         &self.executed
     }
 
-    /// What must be persisted to rebuild this builder.
-    pub fn open_block(&self) -> OpenBlock {
-        OpenBlock {
-            start: self.start.clone(),
-            txs: self.txs.clone(),
-        }
-    }
-
     fn env(&self) -> EvmEnv {
         let mut cfg_env = CfgEnv::new_with_spec(SPEC).with_chain_id(self.chain_id);
         cfg_env.tx_chain_id_check = true;

@@ -45,6 +45,8 @@ pub enum Command {
 pub enum BenchCommand {
     /// Kill the leader of a local cluster again and again; report the gap to the next block.
     Failover(FailoverArgs),
+    /// Send pre-signed transfers at a fixed concurrency; report throughput and latency.
+    Tps(crate::bench_tps::TpsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -132,6 +134,7 @@ pub async fn run(cli: Cli) -> eyre::Result<()> {
             Ok(())
         }
         Command::Bench(BenchCommand::Failover(args)) => crate::bench::failover(args).await,
+        Command::Bench(BenchCommand::Tps(args)) => crate::bench_tps::tps(args).await,
     }
 }
 

@@ -126,6 +126,7 @@ pub async fn launch(
             store,
             network: network.clone(),
             submit,
+            forwarder: Default::default(),
             client_version: format!("baton/v{}", env!("CARGO_PKG_VERSION")),
         },
     )

@@ -9,6 +9,7 @@
 //! - [`cli`], [`devnet`], [`status`], [`bench`]: the subcommands.
 
 pub mod bench;
+pub mod bench_tps;
 pub mod cli;
 pub mod client;
 pub mod cluster;

@@ -33,12 +33,14 @@ pub use conductor::ConductorApiServer;
 pub use eth::EthApiServer;
 pub use logs::LogsApiServer;
 pub use state::StateApiServer;
-pub use tx::{MAX_TX_BYTES, TxApiServer};
+pub use tx::{Forwarder, MAX_TX_BYTES, TxApiServer};
 
 /// Largest request body we read (a batch of raw transactions fits comfortably).
 pub const MAX_REQUEST_BYTES: u32 = 5 * 1024 * 1024;
 /// Most calls in one JSON-RPC batch.
 pub const MAX_BATCH_LEN: u32 = 100;
+/// Most open connections (wallets, dapps, and followers forwarding writes).
+pub const MAX_CONNECTIONS: u32 = 4_096;
 
 /// Why the RPC server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,8 @@ pub struct RpcContext {
     pub network: baton_p2p::Network,
     /// This node's sequencer, for transactions while it leads.
     pub submit: baton_sequencer::SubmitHandle,
+    /// The client writes are forwarded through, kept while the leader stays.
+    pub forwarder: tx::Forwarder,
     pub client_version: String,
 }
 
@@ -70,6 +74,7 @@ pub async fn serve(
     let config = ServerConfig::builder()
         .max_request_body_size(MAX_REQUEST_BYTES)
         .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH_LEN))
+        .max_connections(MAX_CONNECTIONS)
         .build();
     let server = Server::builder()
         .set_config(config)

@@ -8,7 +8,10 @@
 //!  no leader (an election) ─▶ wait and retry, up to FORWARD_PATIENCE
 //! ```
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use alloy_consensus::{ReceiptEnvelope, Transaction as _, TxEnvelope, transaction::Recovered};
 use alloy_eips::eip2718::Decodable2718;
@@ -18,7 +21,7 @@ use baton_sequencer::AdmissionError;
 use baton_storage::StoredReceipt;
 use jsonrpsee::{
     core::{RpcResult, async_trait, client::ClientT},
-    http_client::HttpClientBuilder,
+    http_client::{HttpClient, HttpClientBuilder},
     proc_macros::rpc,
     rpc_params,
     types::ErrorObjectOwned,
@@ -38,6 +41,33 @@ const NOT_LEADER: i32 = -32099;
 /// `eth_sendRawTransactionSync`'s default and largest wait.
 const SYNC_TIMEOUT_MS: u64 = 2_000;
 const MAX_SYNC_TIMEOUT_MS: u64 = 30_000;
+
+/// One HTTP client to the current leader, reused across forwarded writes so a busy
+/// follower holds a few connections to the leader, not one per request.
+#[derive(Debug, Clone, Default)]
+pub struct Forwarder {
+    client: Arc<Mutex<Option<(String, HttpClient)>>>,
+}
+
+impl Forwarder {
+    fn client(&self, url: &str) -> RpcResult<HttpClient> {
+        let mut cached = self
+            .client
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((cached_url, client)) = cached.as_ref()
+            && cached_url == url
+        {
+            return Ok(client.clone());
+        }
+        let client = HttpClientBuilder::default()
+            .request_timeout(FORWARD_PATIENCE)
+            .build(url)
+            .map_err(internal)?;
+        *cached = Some((url.to_string(), client.clone()));
+        Ok(client)
+    }
+}
 
 fn refused(message: impl std::fmt::Display) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(REFUSED, message.to_string(), None::<()>)
@@ -225,10 +255,9 @@ impl TxApiServer for RpcContext {
                 .leader()
                 .filter(|l| l.id != self.consensus.node_id())
             {
-                let forwarded = HttpClientBuilder::default()
-                    .request_timeout(FORWARD_PATIENCE)
-                    .build(&leader.rpc_url)
-                    .map_err(internal)?
+                let forwarded = self
+                    .forwarder
+                    .client(&leader.rpc_url)?
                     .request::<B256, _>("baton_submitRawTransaction", rpc_params![raw.clone()])
                     .await;
                 match forwarded {

@@ -4,13 +4,13 @@
 use alloy_consensus::Header;
 use alloy_primitives::{Address, B256, Bytes};
 use alloy_rlp::{Decodable, Encodable};
-use baton_primitives::{OpenBlock, SealedBlock, codec};
+use baton_primitives::{BlockStart, OpenBlock, SealedBlock, codec};
 use rocksdb::{IteratorMode, WriteBatch};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CF_BLOCK_HASHES, CF_BLOCKS, CF_CHAIN_META, CF_NODE_META, CHAIN_FAMILIES, StorageError,
-    StorageResult, Store, decode_index, index_key, sync_write,
+    CF_BLOCK_HASHES, CF_BLOCKS, CF_CHAIN_META, CF_NODE_META, CF_OPEN_TXS, CHAIN_FAMILIES,
+    StorageError, StorageResult, Store, decode_index, index_key, sync_write,
 };
 
 const KEY_APPLIED: &[u8] = b"applied";
@@ -122,8 +122,26 @@ impl Store {
         self.chain_meta(KEY_HEAD)
     }
 
+    /// The open block: its start and every transaction appended to it, in order.
     pub fn open_block(&self) -> StorageResult<Option<OpenBlock>> {
-        self.chain_meta(KEY_OPEN_BLOCK)
+        let Some(start) = self.chain_meta::<BlockStart>(KEY_OPEN_BLOCK)? else {
+            return Ok(None);
+        };
+        let mut txs = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_OPEN_TXS), IteratorMode::Start)
+        {
+            let (key, value) = item?;
+            if key.as_ref() != (txs.len() as u32).to_be_bytes() {
+                return Err(StorageError::Corrupt(format!(
+                    "open block tx {} is missing",
+                    txs.len()
+                )));
+            }
+            txs.push(codec::decode(&value)?);
+        }
+        Ok(Some(OpenBlock { start, txs }))
     }
 
     /// The state machine's record of what it has applied (opaque here).
@@ -209,13 +227,38 @@ impl ChainWrite<'_> {
         Ok(())
     }
 
-    pub fn set_open_block(&mut self, open: Option<&OpenBlock>) -> StorageResult<()> {
-        let cf = self.store.cf(CF_CHAIN_META);
-        match open {
-            Some(open) => self.batch.put_cf(cf, KEY_OPEN_BLOCK, codec::encode(open)?),
-            None => self.batch.delete_cf(cf, KEY_OPEN_BLOCK),
+    /// Records a newly opened block (with no transactions yet).
+    pub fn open_block(&mut self, start: &BlockStart) -> StorageResult<()> {
+        self.close_open_block();
+        self.batch.put_cf(
+            self.store.cf(CF_CHAIN_META),
+            KEY_OPEN_BLOCK,
+            codec::encode(start)?,
+        );
+        Ok(())
+    }
+
+    /// Appends transactions to the open block; `first` is the index of the first.
+    /// Writing only what is new keeps each batch's cost independent of block size.
+    pub fn append_open_txs(&mut self, first: usize, txs: &[(Bytes, Address)]) -> StorageResult<()> {
+        let cf = self.store.cf(CF_OPEN_TXS);
+        for (offset, tx) in txs.iter().enumerate() {
+            let index = u32::try_from(first + offset)
+                .map_err(|_| StorageError::Corrupt("open block over 2^32 transactions".into()))?;
+            self.batch
+                .put_cf(cf, index.to_be_bytes(), codec::encode(tx)?);
         }
         Ok(())
+    }
+
+    /// Forgets the open block (it was sealed).
+    pub fn close_open_block(&mut self) {
+        self.batch
+            .delete_cf(self.store.cf(CF_CHAIN_META), KEY_OPEN_BLOCK);
+        let cf = self.store.cf(CF_OPEN_TXS);
+        self.batch
+            .delete_range_cf(cf, 0u32.to_be_bytes(), u32::MAX.to_be_bytes());
+        self.batch.delete_cf(cf, u32::MAX.to_be_bytes());
     }
 
     pub fn set_applied(&mut self, applied: Vec<u8>) {

@@ -8,12 +8,13 @@
 //!  ── the chain: everything below travels in a snapshot ──
 //!  blocks         number (u64 BE)          header RLP + body
 //!  block_hashes   hash (32 bytes)          number (u64 BE)
-//!  chain_meta     "applied" | "open_block" | "head"
+//!  chain_meta     "applied" | "open_block" (its BlockStart) | "head"
 //!  accounts       address (20 bytes)       nonce, balance, code hash
 //!  storage        address ++ slot (52)     value (32 bytes BE)
 //!  code           code hash (32 bytes)     bytecode
 //!  receipts       number (u64 BE)          the block's receipts, in order
 //!  tx_index       tx hash (32 bytes)       block number (u64 BE) ++ index (u32 BE)
+//!  open_txs       index (u32 BE)           the open block's transactions, appended per batch
 //! ```
 //!
 //! The Raft half ([`Store::log_append`], [`Store::save_raft_meta`], …) writes
@@ -47,9 +48,10 @@ const CF_STORAGE: &str = "storage";
 const CF_CODE: &str = "code";
 const CF_RECEIPTS: &str = "receipts";
 const CF_TX_INDEX: &str = "tx_index";
+const CF_OPEN_TXS: &str = "open_txs";
 /// The families that make up the replicated chain state: a snapshot carries
 /// exactly these, and installing one replaces exactly these.
-const CHAIN_FAMILIES: [&str; 8] = [
+const CHAIN_FAMILIES: [&str; 9] = [
     CF_BLOCKS,
     CF_BLOCK_HASHES,
     CF_CHAIN_META,
@@ -58,8 +60,9 @@ const CHAIN_FAMILIES: [&str; 8] = [
     CF_CODE,
     CF_RECEIPTS,
     CF_TX_INDEX,
+    CF_OPEN_TXS,
 ];
-const COLUMN_FAMILIES: [&str; 11] = [
+const COLUMN_FAMILIES: [&str; 12] = [
     CF_RAFT_LOG,
     CF_RAFT_META,
     CF_NODE_META,
@@ -71,6 +74,7 @@ const COLUMN_FAMILIES: [&str; 11] = [
     CF_CODE,
     CF_RECEIPTS,
     CF_TX_INDEX,
+    CF_OPEN_TXS,
 ];
 
 /// A node's database. Cheap to clone; every clone is the same database.
