@@ -194,11 +194,13 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
     // Every acknowledged transfer must appear in a block.
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        let included = included.lock().unwrap_or_else(|p| p.into_inner());
-        if acked.keys().all(|h| included.contains_key(h)) {
+        let all_in = {
+            let included = included.lock().unwrap_or_else(|p| p.into_inner());
+            acked.keys().all(|h| included.contains_key(h))
+        };
+        if all_in {
             break;
         }
-        drop(included);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     watcher.abort();
