@@ -127,6 +127,7 @@ pub async fn launch(
             network: network.clone(),
             submit,
             forwarder: Default::default(),
+            filters: Default::default(),
             client_version: format!("baton/v{}", env!("CARGO_PKG_VERSION")),
         },
     )

@@ -13,6 +13,11 @@ use alloy_rpc_types_eth::{Filter, TransactionRequest};
 use alloy_signer_local::PrivateKeySigner;
 use baton_primitives::dev_accounts;
 use common::TestCluster;
+use jsonrpsee::{
+    core::client::{Subscription, SubscriptionClientT},
+    rpc_params,
+    ws_client::WsClientBuilder,
+};
 
 const LONG: Duration = Duration::from_secs(30);
 const COUNTER_BIN: &str = include_str!("contracts/Counter.bin");
@@ -63,6 +68,38 @@ async fn deploy_call_and_read_logs_of_a_contract() {
             .is_empty()
     );
 
+    // Subscribe (WebSocket) to heads and to the counter's logs, and install polling
+    // filters, before the calls.
+    let ws = WsClientBuilder::default()
+        .build(cluster.url(follower).replace("http://", "ws://"))
+        .await
+        .expect("ws");
+    let mut heads: Subscription<alloy_rpc_types_eth::Header> = ws
+        .subscribe("eth_subscribe", rpc_params!["newHeads"], "eth_unsubscribe")
+        .await
+        .expect("newHeads");
+    let mut log_feed: Subscription<alloy_rpc_types_eth::Log> = ws
+        .subscribe(
+            "eth_subscribe",
+            rpc_params!["logs", serde_json::json!({ "address": counter })],
+            "eth_unsubscribe",
+        )
+        .await
+        .expect("logs");
+    let bad: Result<Subscription<serde_json::Value>, _> = ws
+        .subscribe(
+            "eth_subscribe",
+            rpc_params!["newPendingNothing"],
+            "eth_unsubscribe",
+        )
+        .await;
+    assert!(bad.is_err(), "an unknown subscription is refused");
+    let block_filter = provider.new_block_filter().await.expect("block filter");
+    let log_filter = provider
+        .new_filter(&Filter::new().address(counter).from_block(0))
+        .await
+        .expect("log filter");
+
     // Call increment(5) and increment(2); each logs Incremented(by, total).
     for amount in [5, 2] {
         let call = TransactionRequest::default()
@@ -80,6 +117,65 @@ async fn deploy_call_and_read_logs_of_a_contract() {
         assert!(receipt.status());
         assert_eq!(receipt.inner.logs().len(), 1);
     }
+
+    // Both logs were pushed, and heads arrive in order.
+    for total in [5u64, 7] {
+        let log = tokio::time::timeout(LONG, log_feed.next())
+            .await
+            .expect("pushed")
+            .expect("open")
+            .expect("log");
+        assert_eq!(U256::from_be_slice(&log.data().data), U256::from(total));
+    }
+    let first = tokio::time::timeout(LONG, heads.next())
+        .await
+        .expect("pushed")
+        .expect("open")
+        .expect("head");
+    let second = tokio::time::timeout(LONG, heads.next())
+        .await
+        .expect("pushed")
+        .expect("open")
+        .expect("head");
+    assert_eq!(second.number, first.number + 1);
+    assert_eq!(second.parent_hash, first.hash);
+
+    // The polling filters saw the same.
+    let hashes: Vec<B256> = provider
+        .get_filter_changes(block_filter)
+        .await
+        .expect("changes");
+    assert!(!hashes.is_empty());
+    let logs: Vec<alloy_rpc_types_eth::Log> = provider
+        .get_filter_changes(log_filter)
+        .await
+        .expect("changes");
+    assert_eq!(logs.len(), 2);
+    let again: Vec<alloy_rpc_types_eth::Log> = provider
+        .get_filter_changes(log_filter)
+        .await
+        .expect("changes");
+    assert!(again.is_empty(), "changes are reported once");
+    assert_eq!(
+        provider
+            .get_filter_logs(log_filter)
+            .await
+            .expect("logs")
+            .len(),
+        2
+    );
+    assert!(
+        provider
+            .uninstall_filter(log_filter)
+            .await
+            .expect("uninstall")
+    );
+    assert!(
+        !provider
+            .uninstall_filter(log_filter)
+            .await
+            .expect("uninstall")
+    );
 
     // eth_call reads the state the two calls left.
     let count = TransactionRequest::default()

@@ -13,7 +13,9 @@ mod baton;
 mod call;
 mod conductor;
 mod eth;
+mod filters;
 mod logs;
+mod pubsub;
 mod state;
 mod tx;
 
@@ -31,7 +33,9 @@ pub use baton::BatonApiServer;
 pub use call::CallApiServer;
 pub use conductor::ConductorApiServer;
 pub use eth::EthApiServer;
+pub use filters::{FilterApiServer, Filters};
 pub use logs::LogsApiServer;
+pub use pubsub::PubSubApiServer;
 pub use state::StateApiServer;
 pub use tx::{Forwarder, MAX_TX_BYTES, TxApiServer};
 
@@ -62,6 +66,8 @@ pub struct RpcContext {
     pub submit: baton_sequencer::SubmitHandle,
     /// The client writes are forwarded through, kept while the leader stays.
     pub forwarder: tx::Forwarder,
+    /// Installed polling filters.
+    pub filters: Filters,
     pub client_version: String,
 }
 
@@ -86,6 +92,8 @@ pub async fn serve(
     module.merge(TxApiServer::into_rpc(context.clone()))?;
     module.merge(CallApiServer::into_rpc(context.clone()))?;
     module.merge(LogsApiServer::into_rpc(context.clone()))?;
+    module.merge(FilterApiServer::into_rpc(context.clone()))?;
+    module.merge(PubSubApiServer::into_rpc(context.clone()))?;
     module.merge(ConductorApiServer::into_rpc(context.clone()))?;
     module.merge(BatonApiServer::into_rpc(context))?;
     Ok((server.start(module), addr))

@@ -1,0 +1,156 @@
+//! Polling filters: `eth_newFilter`, `eth_newBlockFilter`, `eth_getFilterChanges`,
+//! `eth_getFilterLogs`, `eth_uninstallFilter`. Each filter remembers the next block
+//! it has not reported; one not polled for [`FILTER_IDLE`] is dropped.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use alloy_primitives::U256;
+use alloy_rpc_types_eth::{Filter, FilterChanges, Log};
+use jsonrpsee::{core::RpcResult, proc_macros::rpc};
+
+use crate::{RpcContext, internal, invalid_params};
+
+/// A filter nobody polls for this long is forgotten (geth's default).
+pub(crate) const FILTER_IDLE: Duration = Duration::from_secs(300);
+/// Most filters one node keeps.
+const MAX_FILTERS: usize = 10_000;
+
+#[derive(Debug, Clone)]
+enum FilterKind {
+    Blocks,
+    Logs(Box<Filter>),
+}
+
+#[derive(Debug, Clone)]
+struct Installed {
+    kind: FilterKind,
+    /// The first block not yet reported.
+    next: u64,
+    polled: Instant,
+}
+
+/// The node's installed filters.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    inner: Arc<Mutex<(u64, HashMap<u64, Installed>)>>,
+}
+
+impl Filters {
+    fn install(&self, kind: FilterKind, next: u64) -> RpcResult<U256> {
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let (counter, filters) = &mut *guard;
+        filters.retain(|_, f| f.polled.elapsed() < FILTER_IDLE);
+        if filters.len() >= MAX_FILTERS {
+            return Err(invalid_params("too many filters installed; uninstall some"));
+        }
+        *counter += 1;
+        filters.insert(
+            *counter,
+            Installed {
+                kind,
+                next,
+                polled: Instant::now(),
+            },
+        );
+        Ok(U256::from(*counter))
+    }
+
+    /// The filter `id`, with its cursor moved to `head + 1` (what it had before).
+    fn poll(&self, id: U256, head: u64) -> RpcResult<Installed> {
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let filter = u64::try_from(id)
+            .ok()
+            .and_then(|id| guard.1.get_mut(&id))
+            .ok_or_else(|| invalid_params("filter not found"))?;
+        let before = filter.clone();
+        filter.next = head + 1;
+        filter.polled = Instant::now();
+        Ok(before)
+    }
+}
+
+#[rpc(server)]
+pub trait FilterApi {
+    #[method(name = "eth_newFilter")]
+    fn new_filter(&self, filter: Filter) -> RpcResult<U256>;
+
+    #[method(name = "eth_newBlockFilter")]
+    fn new_block_filter(&self) -> RpcResult<U256>;
+
+    #[method(name = "eth_getFilterChanges")]
+    fn filter_changes(&self, id: U256) -> RpcResult<FilterChanges>;
+
+    #[method(name = "eth_getFilterLogs")]
+    fn filter_logs(&self, id: U256) -> RpcResult<Vec<Log>>;
+
+    #[method(name = "eth_uninstallFilter")]
+    fn uninstall_filter(&self, id: U256) -> RpcResult<bool>;
+}
+
+impl RpcContext {
+    fn head(&self) -> u64 {
+        self.consensus.chain().borrow().head.number()
+    }
+}
+
+impl FilterApiServer for RpcContext {
+    fn new_filter(&self, filter: Filter) -> RpcResult<U256> {
+        let next = filter.get_from_block().unwrap_or(self.head() + 1);
+        self.filters
+            .install(FilterKind::Logs(Box::new(filter)), next)
+    }
+
+    fn new_block_filter(&self) -> RpcResult<U256> {
+        self.filters.install(FilterKind::Blocks, self.head() + 1)
+    }
+
+    fn filter_changes(&self, id: U256) -> RpcResult<FilterChanges> {
+        let head = self.head();
+        let installed = self.filters.poll(id, head)?;
+        match installed.kind {
+            FilterKind::Blocks => {
+                let mut hashes = Vec::new();
+                for number in installed.next..=head {
+                    if let Some(block) = self.store.block(number).map_err(internal)? {
+                        hashes.push(block.hash);
+                    }
+                }
+                Ok(FilterChanges::Hashes(hashes))
+            }
+            FilterKind::Logs(filter) => {
+                let to = filter.get_to_block().map_or(head, |to| to.min(head));
+                let mut logs = Vec::new();
+                for number in installed.next..=to {
+                    self.matching_logs(number, &filter, &mut logs)?;
+                }
+                Ok(FilterChanges::Logs(logs))
+            }
+        }
+    }
+
+    fn filter_logs(&self, id: U256) -> RpcResult<Vec<Log>> {
+        let installed = {
+            let guard = self.filters.inner.lock().unwrap_or_else(|p| p.into_inner());
+            u64::try_from(id)
+                .ok()
+                .and_then(|id| guard.1.get(&id).cloned())
+                .ok_or_else(|| invalid_params("filter not found"))?
+        };
+        match installed.kind {
+            FilterKind::Logs(filter) => crate::logs::LogsApiServer::logs(self, *filter),
+            FilterKind::Blocks => Err(invalid_params("eth_getFilterLogs needs a log filter")),
+        }
+    }
+
+    fn uninstall_filter(&self, id: U256) -> RpcResult<bool> {
+        let mut guard = self.filters.inner.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(u64::try_from(id)
+            .ok()
+            .and_then(|id| guard.1.remove(&id))
+            .is_some())
+    }
+}

@@ -1,0 +1,117 @@
+//! `eth_subscribe` over WebSocket: `newHeads` and `logs`, pushed as blocks are
+//! sealed (hence committed: DESIGN invariant 1). A slow subscriber is dropped
+//! rather than allowed to hold the node's memory.
+
+use std::time::Duration;
+
+use alloy_rpc_types_eth::{Filter, Header};
+use jsonrpsee::{
+    PendingSubscriptionSink, SubscriptionMessage,
+    core::{SubscriptionResult, async_trait},
+    proc_macros::rpc,
+};
+use serde_json::value::to_raw_value;
+
+use crate::{RpcContext, invalid_params};
+
+/// How long one notification may wait for a subscriber before it is dropped.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[rpc(server)]
+pub trait PubSubApi {
+    #[subscription(name = "eth_subscribe" => "eth_subscription", unsubscribe = "eth_unsubscribe", item = serde_json::Value)]
+    async fn subscribe(&self, kind: String, filter: Option<Filter>) -> SubscriptionResult;
+}
+
+enum Kind {
+    NewHeads,
+    Logs(Box<Filter>),
+}
+
+#[async_trait]
+impl PubSubApiServer for RpcContext {
+    async fn subscribe(
+        &self,
+        pending: PendingSubscriptionSink,
+        kind: String,
+        filter: Option<Filter>,
+    ) -> SubscriptionResult {
+        let kind = match kind.as_str() {
+            "newHeads" => Kind::NewHeads,
+            "logs" => Kind::Logs(Box::new(filter.unwrap_or_default())),
+            other => {
+                pending
+                    .reject(invalid_params(format!(
+                        "unsupported subscription {other:?}: use newHeads or logs"
+                    )))
+                    .await;
+                return Ok(());
+            }
+        };
+        let sink = pending.accept().await?;
+        let context = self.clone();
+        tokio::spawn(async move {
+            let mut chain = context.consensus.chain();
+            let mut next = chain.borrow().head.number() + 1;
+            loop {
+                tokio::select! {
+                    changed = chain.changed() => if changed.is_err() { return },
+                    _ = sink.closed() => return,
+                }
+                let head = chain.borrow().head.number();
+                while next <= head {
+                    let items = match context.notifications(&kind, next) {
+                        Ok(items) => items,
+                        Err(e) => {
+                            tracing::warn!(error = ?e, "subscription stopped");
+                            return;
+                        }
+                    };
+                    for item in items {
+                        let Ok(raw) = item else { return };
+                        if sink
+                            .send_timeout(SubscriptionMessage::from(raw), SEND_TIMEOUT)
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    next += 1;
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+type Notification = Result<Box<serde_json::value::RawValue>, serde_json::Error>;
+
+impl RpcContext {
+    /// What block `number` means to a subscription of `kind`.
+    fn notifications(
+        &self,
+        kind: &Kind,
+        number: u64,
+    ) -> jsonrpsee::core::RpcResult<Vec<Notification>> {
+        match kind {
+            Kind::NewHeads => {
+                let Some(block) = self.store.block(number).map_err(crate::internal)? else {
+                    return Ok(Vec::new());
+                };
+                let header = Header {
+                    hash: block.hash,
+                    inner: block.header,
+                    total_difficulty: Some(Default::default()),
+                    size: None,
+                };
+                Ok(vec![to_raw_value(&header)])
+            }
+            Kind::Logs(filter) => {
+                let mut logs = Vec::new();
+                self.matching_logs(number, filter, &mut logs)?;
+                Ok(logs.iter().map(to_raw_value).collect())
+            }
+        }
+    }
+}
