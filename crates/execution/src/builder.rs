@@ -169,6 +169,12 @@ impl BlockBuilder {
         &self.executed
     }
 
+    /// The nonce `address`'s next transaction must carry, after this block so far.
+    pub fn next_nonce(&mut self, address: Address) -> Result<u64, StateError> {
+        use revm::database_interface::Database;
+        Ok(self.db.basic(address)?.map_or(0, |info| info.nonce))
+    }
+
     fn env(&self) -> EvmEnv {
         let mut cfg_env = CfgEnv::new_with_spec(SPEC).with_chain_id(self.chain_id);
         cfg_env.tx_chain_id_check = true;

@@ -224,3 +224,81 @@ async fn invalid_transactions_are_refused_with_wallet_words() {
     );
     cluster.stop().await;
 }
+
+/// A transaction whose nonce is ahead waits for the gap to fill, then both are
+/// acknowledged and included in nonce order; a gap that never fills is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_nonce_gap_waits_for_the_missing_transaction() {
+    let cluster = TestCluster::start(3, 300, 10_000).await;
+    let leader = cluster.wait_for_leader(LONG).await;
+    let follower = *cluster
+        .nodes
+        .keys()
+        .find(|id| **id != leader)
+        .expect("follower");
+    let provider = ProviderBuilder::new().connect_http(cluster.url(follower).parse().expect("url"));
+    let wallet = EthereumWallet::from(signer(3));
+    let to = Address::repeat_byte(0x77);
+    let signed = |nonce: u64| {
+        let wallet = wallet.clone();
+        async move {
+            let request = transfer(to, 1)
+                .with_nonce(nonce)
+                .with_chain_id(baton_primitives::genesis::DEV_CHAIN_ID)
+                .with_max_fee_per_gas(2_000_000_000)
+                .with_max_priority_fee_per_gas(1);
+            let tx = <TransactionRequest as alloy_network::NetworkTransactionBuilder<
+                alloy_network::Ethereum,
+            >>::build(request, &wallet)
+            .await
+            .expect("signed");
+            alloy_eips::eip2718::Encodable2718::encoded_2718(&tx)
+        }
+    };
+    let (first, second) = (signed(0).await, signed(1).await);
+
+    // Nonce 1 first: it waits; nonce 0 then fills the gap.
+    let ahead = {
+        let provider = provider.clone();
+        tokio::spawn(async move {
+            provider
+                .send_raw_transaction(&second)
+                .await
+                .map(|p| *p.tx_hash())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let filled = *provider
+        .send_raw_transaction(&first)
+        .await
+        .expect("nonce 0")
+        .tx_hash();
+    let waited = ahead
+        .await
+        .expect("task")
+        .expect("nonce 1 acknowledged once the gap filled");
+    let mut places = Vec::new();
+    for hash in [filled, waited] {
+        let receipt = loop {
+            if let Some(receipt) = provider
+                .get_transaction_receipt(hash)
+                .await
+                .expect("receipt")
+            {
+                break receipt;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        places.push((receipt.block_number, receipt.transaction_index));
+    }
+    assert!(places[0] < places[1], "included in nonce order: {places:?}");
+
+    // A gap nobody fills is refused, clearly, after a short wait.
+    let lonely = signed(5).await;
+    let err = provider
+        .send_raw_transaction(&lonely)
+        .await
+        .expect_err("gap never fills");
+    assert!(err.to_string().contains("nonce too high"), "{err}");
+    cluster.stop().await;
+}

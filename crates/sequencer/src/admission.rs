@@ -19,6 +19,14 @@ pub const BATCH_WINDOW: Duration = Duration::from_millis(5);
 /// Most transactions in one `Transactions` entry.
 pub const MAX_BATCH: usize = 2_000;
 
+/// How long a transaction whose nonce is ahead of its sender's waits for the gap
+/// to fill: under the forwarding patience of a follower (2 s), so its caller gets
+/// this node's answer rather than a timeout.
+pub const GAP_PATIENCE: Duration = Duration::from_millis(1_500);
+/// Most transactions waiting on nonce gaps, per sender and in all.
+pub const MAX_GAPPED_PER_SENDER: usize = 64;
+pub const MAX_GAPPED: usize = 10_000;
+
 /// Why a submitted transaction was not acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AdmissionError {

@@ -2,8 +2,8 @@
 //! and admits transactions into the open block between those decisions.
 
 use std::{
-    collections::VecDeque,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    collections::{BTreeMap, HashMap, VecDeque},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use alloy_consensus::{TxEnvelope, transaction::SignerRecoverable};
@@ -17,7 +17,10 @@ use openraft::{ReadPolicy, type_config::async_runtime::WatchReceiver};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{
-    admission::{AdmissionError, MAX_BATCH, Submission, SubmitHandle},
+    admission::{
+        AdmissionError, GAP_PATIENCE, MAX_BATCH, MAX_GAPPED, MAX_GAPPED_PER_SENDER, Submission,
+        SubmitHandle,
+    },
     policy::{Action, Observed, next_action},
 };
 
@@ -40,6 +43,87 @@ pub struct Sequencer {
 }
 
 type Reply = oneshot::Sender<Result<B256, AdmissionError>>;
+
+/// What the leader keeps while it leads one term.
+#[derive(Debug, Default)]
+struct Leading {
+    /// The open block as applied plus every batch we proposed (invariant 3's
+    /// speculative state); rebuilt from the store when missing.
+    speculative: Option<BlockBuilder>,
+    /// Submissions taken off the channel but not yet admitted.
+    carried: VecDeque<Submission>,
+    gapped: Gapped,
+    /// The open block has no room for the next transaction: seal it now.
+    block_full: bool,
+}
+
+/// Transactions whose nonce is ahead of their sender's, waiting for the gap to fill.
+#[derive(Debug, Default)]
+struct Gapped {
+    by_sender: HashMap<Address, BTreeMap<u64, (Instant, Submission)>>,
+    len: usize,
+}
+
+impl Gapped {
+    /// Parks `submission`, or gives it back when the queues are full.
+    fn park(
+        &mut self,
+        sender: Address,
+        nonce: u64,
+        submission: Submission,
+    ) -> Result<(), Submission> {
+        let queue = self.by_sender.entry(sender).or_default();
+        if self.len >= MAX_GAPPED
+            || queue.len() >= MAX_GAPPED_PER_SENDER
+            || queue.contains_key(&nonce)
+        {
+            return Err(submission);
+        }
+        queue.insert(nonce, (Instant::now(), submission));
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Parked transactions whose turn has come, in nonce order; refuses the ones
+    /// that waited too long.
+    fn release(&mut self, builder: &mut BlockBuilder) -> Result<Vec<Submission>, String> {
+        let mut ready = Vec::new();
+        let senders: Vec<Address> = self.by_sender.keys().copied().collect();
+        for sender in senders {
+            let mut next = builder.next_nonce(sender).map_err(|e| e.to_string())?;
+            let queue = self.by_sender.entry(sender).or_default();
+            while let Some(entry) = queue.first_entry() {
+                let nonce = *entry.key();
+                if nonce <= next {
+                    let (_, submission) = entry.remove();
+                    self.len -= 1;
+                    ready.push(submission);
+                    next = nonce + 1;
+                } else if entry.get().0.elapsed() >= GAP_PATIENCE {
+                    let (_, submission) = entry.remove();
+                    self.len -= 1;
+                    let _ = submission.reply.send(Err(AdmissionError::Refused(format!(
+                        "nonce too high: tx nonce {nonce} waited {}ms for nonce {next}",
+                        GAP_PATIENCE.as_millis()
+                    ))));
+                } else {
+                    break;
+                }
+            }
+            if queue.is_empty() {
+                self.by_sender.remove(&sender);
+            }
+        }
+        Ok(ready)
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = Submission> + '_ {
+        self.len = 0;
+        self.by_sender
+            .drain()
+            .flat_map(|(_, queue)| queue.into_values().map(|(_, s)| s))
+    }
+}
 
 /// The outcome of admitting one batch of submissions.
 #[derive(Debug, Default)]
@@ -97,8 +181,21 @@ impl Sequencer {
         }
     }
 
-    /// Produces blocks for as long as this node leads in `term`; returns why it stopped.
+    /// Produces blocks for as long as this node leads in `term`; returns why it
+    /// stopped. Whoever still waits for an answer then hears "not the leader".
     async fn lead(&mut self, term: u64) -> String {
+        let mut state = Leading::default();
+        let why = self.produce(term, &mut state).await;
+        let waiting = state
+            .carried
+            .drain(..)
+            .chain(state.gapped.drain())
+            .collect::<Vec<_>>();
+        refuse_all(waiting, AdmissionError::NotLeader);
+        why
+    }
+
+    async fn produce(&mut self, term: u64, state: &mut Leading) -> String {
         let raft = self.consensus.raft().clone();
         // DESIGN invariant 2: produce nothing until every entry in our log as of the
         // election is applied. The read barrier waits for this term's blank entry
@@ -111,16 +208,10 @@ impl Sequencer {
             head = chain.borrow().head.number(),
             "leading: producing blocks"
         );
-        // The open block as applied plus every batch we proposed (invariant 3's
-        // speculative state); rebuilt from the store when missing.
-        let mut speculative: Option<BlockBuilder> = None;
-        let mut carried: VecDeque<Submission> = VecDeque::new();
-        let mut block_full = false;
         loop {
             // Every decision is made on a view that includes all entries of
             // earlier terms; a new term (even one we lead) starts over with the barrier.
             if !self.consensus.is_leader() || self.consensus.status().term != term {
-                refuse_all(carried, AdmissionError::NotLeader);
                 return "no longer leader in this term".into();
             }
             let view = chain.borrow_and_update().clone();
@@ -130,12 +221,12 @@ impl Sequencer {
                 head_start_ms: view.head_start_ms,
                 open_start_ms: view.open.as_ref().map(|o| o.timestamp_ms),
             }) {
-                Action::WaitUntil(_) if block_full && view.open.is_some() => Action::Seal,
+                Action::WaitUntil(_) if state.block_full && view.open.is_some() => Action::Seal,
                 action => action,
             };
             let entry = match action {
                 Action::WaitUntil(at) => {
-                    let wait = Duration::from_millis(at.saturating_sub(now_ms()));
+                    let mut wait = Duration::from_millis(at.saturating_sub(now_ms()));
                     if view.open.is_none() {
                         tokio::select! {
                             _ = tokio::time::sleep(wait) => {}
@@ -144,7 +235,22 @@ impl Sequencer {
                         continue;
                     }
                     // A block is open: transactions join it while we wait to seal.
-                    let first = match carried.pop_front() {
+                    if state.gapped.len > 0 {
+                        let builder = match self.speculative(&view, &mut state.speculative) {
+                            Ok(builder) => builder,
+                            Err(why) => return why,
+                        };
+                        match state.gapped.release(builder) {
+                            Ok(ready) => ready
+                                .into_iter()
+                                .rev()
+                                .for_each(|s| state.carried.push_front(s)),
+                            Err(why) => return why,
+                        }
+                        // Wake up to expire what waits on a gap that never fills.
+                        wait = wait.min(GAP_PATIENCE / 4);
+                    }
+                    let first = match state.carried.pop_front() {
                         Some(first) => first,
                         None => tokio::select! {
                             _ = tokio::time::sleep(wait) => continue,
@@ -155,24 +261,23 @@ impl Sequencer {
                             },
                         },
                     };
-                    let batch = self.collect(first, &mut carried);
-                    let admitted = match self.admit(&view, &mut speculative, batch) {
+                    let batch = self.collect(first, &mut state.carried);
+                    let admitted = match self.admit(&view, state, batch) {
                         Ok(admitted) => admitted,
                         Err(why) => return why,
                     };
                     if !admitted.overflow.is_empty() {
-                        block_full = true;
+                        state.block_full = true;
                         for submission in admitted.overflow.into_iter().rev() {
-                            carried.push_front(submission);
+                            state.carried.push_front(submission);
                         }
                     }
                     if admitted.txs.is_empty() {
                         continue;
                     }
-                    match raft
-                        .client_write(SequencerEntry::Transactions(TxBatch { txs: admitted.txs }))
-                        .await
-                    {
+                    let write = raft
+                        .client_write(SequencerEntry::Transactions(TxBatch { txs: admitted.txs }));
+                    match write.await {
                         Ok(_) => {
                             for (hash, reply) in admitted.waiting {
                                 let _ = reply.send(Ok(hash));
@@ -186,17 +291,16 @@ impl Sequencer {
                             for (_, reply) in admitted.waiting {
                                 let _ = reply.send(Err(AdmissionError::NotLeader));
                             }
-                            refuse_all(carried, AdmissionError::NotLeader);
                             return e.to_string();
                         }
                     }
                 }
                 Action::Open { timestamp_ms } => {
-                    speculative = None;
-                    block_full = false;
+                    state.speculative = None;
+                    state.block_full = false;
                     SequencerEntry::BlockStart(self.block_start(&view, timestamp_ms))
                 }
-                Action::Seal => match self.block_end(&view, speculative.take()) {
+                Action::Seal => match self.block_end(&view, state.speculative.take()) {
                     Ok(end) => SequencerEntry::BlockEnd(end),
                     Err(why) => return why,
                 },
@@ -204,10 +308,27 @@ impl Sequencer {
             // Returns once the entry is committed and applied here, so the next
             // decision sees its effect.
             if let Err(e) = raft.client_write(entry).await {
-                refuse_all(carried, AdmissionError::NotLeader);
                 return e.to_string();
             }
         }
+    }
+
+    /// The speculative open block, rebuilt from the store when it does not match
+    /// what was applied.
+    fn speculative<'a>(
+        &self,
+        view: &ChainView,
+        speculative: &'a mut Option<BlockBuilder>,
+    ) -> Result<&'a mut BlockBuilder, String> {
+        if speculative
+            .as_ref()
+            .is_none_or(|b| b.txs().len() != view.open_txs)
+        {
+            *speculative = Some(self.replay_open_block()?);
+        }
+        speculative
+            .as_mut()
+            .ok_or_else(|| "no speculative block".to_string())
     }
 
     /// `first`, then whatever else is already waiting (carried over first), up to
@@ -239,13 +360,10 @@ impl Sequencer {
     fn admit(
         &self,
         view: &ChainView,
-        speculative: &mut Option<BlockBuilder>,
+        state: &mut Leading,
         batch: Vec<Submission>,
     ) -> Result<Admitted, String> {
-        let builder = match speculative {
-            Some(builder) if builder.txs().len() == view.open_txs => builder,
-            _ => speculative.insert(self.replay_open_block()?),
-        };
+        let builder = self.speculative(view, &mut state.speculative)?;
         let mut admitted = Admitted::default();
         let mut batch = batch.into_iter();
         while let Some(submission) = batch.next() {
@@ -285,6 +403,14 @@ impl Sequencer {
                     break;
                 }
                 Err(TxError::State(e)) => return Err(e.to_string()),
+                Err(TxError::NonceTooHigh { got, .. }) => {
+                    // Wait for the gap to fill (an earlier nonce may be in flight).
+                    if let Err(submission) = state.gapped.park(sender, got, submission) {
+                        let _ = submission.reply.send(Err(AdmissionError::Refused(
+                            "nonce too high: too many transactions wait on nonce gaps".into(),
+                        )));
+                    }
+                }
                 Err(refused) => {
                     let _ = submission
                         .reply
