@@ -16,8 +16,10 @@ use alloy_trie::{EMPTY_ROOT_HASH, TrieAccount, root::state_root_unhashed};
 
 /// Chain id of the built-in development genesis.
 pub const DEV_CHAIN_ID: u64 = 7331;
-/// Gas limit of the built-in development genesis (the current L1 default).
-pub const DEV_GAS_LIMIT: u64 = 30_000_000;
+/// Gas limit of the built-in development genesis. L2 blocks carry far more than
+/// L1's 30M (OP chains run 60M-plus per 2 s, Base more): at 30M a 1 s block holds
+/// only ~1,400 transfers, which caps a sequencer below what it can order.
+pub const DEV_GAS_LIMIT: u64 = 150_000_000;
 /// The well-known development mnemonic (anvil's, hardhat's): its keys are public,
 /// so the dev chain is for local use only.
 pub const DEV_MNEMONIC: &str = "test test test test test test test test test test test junk";
