@@ -42,23 +42,37 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-pub async fn failover(args: FailoverArgs) -> eyre::Result<()> {
+/// A benchmark's own local cluster on free ports (under `data_dir`, or a temporary
+/// dir kept alive by the returned guard), started and with a leader.
+pub(crate) async fn start_cluster(
+    nodes: usize,
+    block_time_ms: u64,
+    data_dir: Option<PathBuf>,
+    extra: ConfigFile,
+) -> eyre::Result<(tempfile::TempDir, Cluster)> {
     let temp = tempfile::Builder::new().prefix("baton-bench-").tempdir()?;
-    let data_dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| temp.path().to_path_buf());
     let mut cluster = Cluster::create(&ClusterSpec {
         binary: std::env::current_exe()?,
-        nodes: args.nodes,
-        data_dir,
+        nodes,
+        data_dir: data_dir.unwrap_or_else(|| temp.path().to_path_buf()),
         rpc_port: 0,
         p2p_port: 0,
-        block_time_ms: args.block_time_ms,
-        extra: ConfigFile::default(),
+        block_time_ms,
+        extra,
     })?;
     cluster.start_all()?;
     cluster.wait_for_leader(Duration::from_secs(30)).await?;
+    Ok((temp, cluster))
+}
+
+pub async fn failover(args: FailoverArgs) -> eyre::Result<()> {
+    let (_temp, mut cluster) = start_cluster(
+        args.nodes,
+        args.block_time_ms,
+        args.data_dir.clone(),
+        ConfigFile::default(),
+    )
+    .await?;
     cluster.wait_for_height(2, Duration::from_secs(30)).await?;
 
     let block_time = Duration::from_millis(args.block_time_ms);

@@ -27,8 +27,7 @@ use jsonrpsee::{
 };
 
 use crate::{
-    bench::percentile,
-    cluster::{Cluster, ClusterSpec},
+    bench::{percentile, start_cluster},
     config::ConfigFile,
 };
 
@@ -62,25 +61,12 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
     if args.accounts == 0 || args.per_account == 0 || args.concurrency == 0 {
         bail!("--accounts, --per-account and --concurrency must be above zero");
     }
-    let temp = tempfile::Builder::new().prefix("baton-bench-").tempdir()?;
-    let data_dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| temp.path().to_path_buf());
-    let mut cluster = Cluster::create(&ClusterSpec {
-        binary: std::env::current_exe()?,
-        nodes: args.nodes,
-        data_dir,
-        rpc_port: 0,
-        p2p_port: 0,
-        block_time_ms: args.block_time_ms,
-        extra: ConfigFile {
-            dev_accounts: Some(args.accounts),
-            ..ConfigFile::default()
-        },
-    })?;
-    cluster.start_all()?;
-    cluster.wait_for_leader(Duration::from_secs(30)).await?;
+    let extra = ConfigFile {
+        dev_accounts: Some(args.accounts),
+        ..ConfigFile::default()
+    };
+    let (_temp, mut cluster) =
+        start_cluster(args.nodes, args.block_time_ms, args.data_dir.clone(), extra).await?;
     cluster.wait_for_height(1, Duration::from_secs(30)).await?;
 
     let signing = Instant::now();

@@ -54,11 +54,7 @@ async fn leader_crash_fails_over_with_no_fork() {
     let mut cluster = TestCluster::start(3, BLOCK_MS, 10_000).await;
     let old_leader = cluster.wait_for_leader(LONG).await;
     cluster.wait_for_height(3, LONG).await;
-    let survivor = *cluster
-        .nodes
-        .keys()
-        .find(|id| **id != old_leader)
-        .expect("survivor");
+    let survivor = cluster.follower_of(old_leader);
 
     cluster.kill(old_leader).await;
     let committed = cluster.max_head();
@@ -106,11 +102,7 @@ async fn restarted_node_rejoins_and_catches_up() {
 async fn long_absent_node_catches_up_from_a_snapshot() {
     let mut cluster = TestCluster::start(3, 100 + BLOCK_MS / 3, 20).await;
     let leader = cluster.wait_for_leader(LONG).await;
-    let follower = *cluster
-        .nodes
-        .keys()
-        .find(|id| **id != leader)
-        .expect("follower");
+    let follower = cluster.follower_of(leader);
     cluster.wait_for_height(2, LONG).await;
     cluster.kill(follower).await;
 

@@ -37,11 +37,7 @@ fn increment(amount: u64) -> Bytes {
 async fn deploy_call_and_read_logs_of_a_contract() {
     let cluster = TestCluster::start(3, 300, 10_000).await;
     let leader = cluster.wait_for_leader(LONG).await;
-    let follower = *cluster
-        .nodes
-        .keys()
-        .find(|id| **id != leader)
-        .expect("follower");
+    let follower = cluster.follower_of(leader);
     let key = PrivateKeySigner::from_bytes(&dev_accounts(3)[2].private_key).expect("key");
     let me = key.address();
     let provider = ProviderBuilder::new()

@@ -21,11 +21,7 @@ async fn a_wallet_client_reads_chain_and_dev_state_from_a_follower() {
     let cluster = TestCluster::start(3, 300, 10_000).await;
     let leader = cluster.wait_for_leader(LONG).await;
     cluster.wait_for_height(2, LONG).await;
-    let follower = *cluster
-        .nodes
-        .keys()
-        .find(|id| **id != leader)
-        .expect("follower");
+    let follower = cluster.follower_of(leader);
     let url = cluster.url(follower).parse().expect("url");
     let provider = ProviderBuilder::new().connect_http(url);
 

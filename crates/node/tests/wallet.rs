@@ -7,9 +7,9 @@ mod common;
 use std::time::Duration;
 
 use alloy_network::{EthereumWallet, TransactionBuilder};
-use alloy_primitives::{Address, U256};
+use alloy_primitives::{Address, B256, U256};
 use alloy_provider::{Provider, ProviderBuilder};
-use alloy_rpc_types_eth::TransactionRequest;
+use alloy_rpc_types_eth::{TransactionReceipt, TransactionRequest};
 use alloy_signer_local::PrivateKeySigner;
 use baton_primitives::{dev_accounts, genesis::DEV_CHAIN_ID};
 use common::TestCluster;
@@ -18,6 +18,29 @@ const LONG: Duration = Duration::from_secs(30);
 
 fn signer(index: usize) -> PrivateKeySigner {
     PrivateKeySigner::from_bytes(&dev_accounts(10)[index].private_key).expect("dev key")
+}
+
+/// Waits for `hash`'s receipt (its block is sealed at most a block time after the ack).
+async fn receipt_of(
+    provider: &impl Provider,
+    hash: impl std::borrow::Borrow<B256>,
+) -> TransactionReceipt {
+    let hash = *hash.borrow();
+    let deadline = std::time::Instant::now() + LONG;
+    loop {
+        if let Some(receipt) = provider
+            .get_transaction_receipt(hash)
+            .await
+            .expect("receipt")
+        {
+            return receipt;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no receipt for {hash}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn transfer(to: Address, value: u64) -> TransactionRequest {
@@ -34,11 +57,7 @@ fn transfer(to: Address, value: u64) -> TransactionRequest {
 async fn transfers_through_a_follower_survive_a_leader_crash() {
     let mut cluster = TestCluster::start(3, 300, 10_000).await;
     let leader = cluster.wait_for_leader(LONG).await;
-    let follower = *cluster
-        .nodes
-        .keys()
-        .find(|id| **id != leader)
-        .expect("follower");
+    let follower = cluster.follower_of(leader);
     let url = cluster.url(follower).parse().expect("url");
     let provider = ProviderBuilder::new()
         .wallet(EthereumWallet::from(signer(0)))
@@ -93,16 +112,7 @@ async fn transfers_through_a_follower_survive_a_leader_crash() {
     }
     let mut last = (0, 0);
     for hash in &hashes {
-        let receipt = loop {
-            if let Some(receipt) = provider
-                .get_transaction_receipt(*hash)
-                .await
-                .expect("receipt")
-            {
-                break receipt;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let receipt = receipt_of(&provider, hash).await;
         let here = (
             receipt.block_number.expect("block"),
             receipt.transaction_index.expect("index"),
@@ -131,11 +141,7 @@ async fn transfers_through_a_follower_survive_a_leader_crash() {
 async fn invalid_transactions_are_refused_with_wallet_words() {
     let cluster = TestCluster::start(3, 300, 10_000).await;
     let leader = cluster.wait_for_leader(LONG).await;
-    let follower = *cluster
-        .nodes
-        .keys()
-        .find(|id| **id != leader)
-        .expect("follower");
+    let follower = cluster.follower_of(leader);
     let url = cluster.url(follower);
     let with_key = |key: PrivateKeySigner| {
         ProviderBuilder::new()
@@ -231,11 +237,7 @@ async fn invalid_transactions_are_refused_with_wallet_words() {
 async fn a_nonce_gap_waits_for_the_missing_transaction() {
     let cluster = TestCluster::start(3, 300, 10_000).await;
     let leader = cluster.wait_for_leader(LONG).await;
-    let follower = *cluster
-        .nodes
-        .keys()
-        .find(|id| **id != leader)
-        .expect("follower");
+    let follower = cluster.follower_of(leader);
     let provider = ProviderBuilder::new().connect_http(cluster.url(follower).parse().expect("url"));
     let wallet = EthereumWallet::from(signer(3));
     let to = Address::repeat_byte(0x77);
@@ -256,18 +258,25 @@ async fn a_nonce_gap_waits_for_the_missing_transaction() {
         }
     };
     let (first, second) = (signed(0).await, signed(1).await);
+    let ahead_copy = second.clone();
 
     // Nonce 1 first: it waits; nonce 0 then fills the gap.
     let ahead = {
         let provider = provider.clone();
         tokio::spawn(async move {
             provider
-                .send_raw_transaction(&second)
+                .send_raw_transaction(&ahead_copy)
                 .await
                 .map(|p| *p.tx_hash())
         })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
+    // The same transaction again while it waits: refused as a duplicate.
+    let err = provider
+        .send_raw_transaction(&second)
+        .await
+        .expect_err("duplicate");
+    assert!(err.to_string().contains("already known"), "{err}");
     let filled = *provider
         .send_raw_transaction(&first)
         .await
@@ -279,16 +288,7 @@ async fn a_nonce_gap_waits_for_the_missing_transaction() {
         .expect("nonce 1 acknowledged once the gap filled");
     let mut places = Vec::new();
     for hash in [filled, waited] {
-        let receipt = loop {
-            if let Some(receipt) = provider
-                .get_transaction_receipt(hash)
-                .await
-                .expect("receipt")
-            {
-                break receipt;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let receipt = receipt_of(&provider, hash).await;
         places.push((receipt.block_number, receipt.transaction_index));
     }
     assert!(places[0] < places[1], "included in nonce order: {places:?}");

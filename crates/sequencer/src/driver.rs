@@ -65,19 +65,28 @@ struct Gapped {
 }
 
 impl Gapped {
-    /// Parks `submission`, or gives it back when the queues are full.
+    /// Parks `submission`, or gives it back with why it cannot wait.
     fn park(
         &mut self,
         sender: Address,
         nonce: u64,
         submission: Submission,
-    ) -> Result<(), Submission> {
+    ) -> Result<(), (Submission, &'static str)> {
         let queue = self.by_sender.entry(sender).or_default();
-        if self.len >= MAX_GAPPED
-            || queue.len() >= MAX_GAPPED_PER_SENDER
-            || queue.contains_key(&nonce)
-        {
-            return Err(submission);
+        if let Some((_, parked)) = queue.get(&nonce) {
+            let why = if keccak256(&parked.raw) == keccak256(&submission.raw) {
+                "already known"
+            } else {
+                // Replacing a waiting transaction is not supported.
+                "replacement transaction underpriced"
+            };
+            return Err((submission, why));
+        }
+        if self.len >= MAX_GAPPED || queue.len() >= MAX_GAPPED_PER_SENDER {
+            return Err((
+                submission,
+                "nonce too high: too many transactions wait on nonce gaps",
+            ));
         }
         queue.insert(nonce, (Instant::now(), submission));
         self.len += 1;
@@ -405,10 +414,10 @@ impl Sequencer {
                 Err(TxError::State(e)) => return Err(e.to_string()),
                 Err(TxError::NonceTooHigh { got, .. }) => {
                     // Wait for the gap to fill (an earlier nonce may be in flight).
-                    if let Err(submission) = state.gapped.park(sender, got, submission) {
-                        let _ = submission.reply.send(Err(AdmissionError::Refused(
-                            "nonce too high: too many transactions wait on nonce gaps".into(),
-                        )));
+                    if let Err((submission, why)) = state.gapped.park(sender, got, submission) {
+                        let _ = submission
+                            .reply
+                            .send(Err(AdmissionError::Refused(why.into())));
                     }
                 }
                 Err(refused) => {

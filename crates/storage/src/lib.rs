@@ -62,20 +62,8 @@ const CHAIN_FAMILIES: [&str; 9] = [
     CF_TX_INDEX,
     CF_OPEN_TXS,
 ];
-const COLUMN_FAMILIES: [&str; 12] = [
-    CF_RAFT_LOG,
-    CF_RAFT_META,
-    CF_NODE_META,
-    CF_BLOCKS,
-    CF_BLOCK_HASHES,
-    CF_CHAIN_META,
-    CF_ACCOUNTS,
-    CF_STORAGE,
-    CF_CODE,
-    CF_RECEIPTS,
-    CF_TX_INDEX,
-    CF_OPEN_TXS,
-];
+/// This node's own families: the Raft log and metadata, and node-local records.
+const NODE_FAMILIES: [&str; 3] = [CF_RAFT_LOG, CF_RAFT_META, CF_NODE_META];
 
 /// A node's database. Cheap to clone; every clone is the same database.
 #[derive(Clone)]
@@ -104,10 +92,10 @@ impl Store {
         options.set_compression_type(DBCompressionType::Lz4);
         // Detect torn or corrupt files at open rather than serve bad data later.
         options.set_paranoid_checks(true);
-        let families = COLUMN_FAMILIES.map(|name| {
+        let families = NODE_FAMILIES.iter().chain(&CHAIN_FAMILIES).map(|name| {
             let mut cf = Options::default();
             cf.set_compression_type(DBCompressionType::Lz4);
-            ColumnFamilyDescriptor::new(name, cf)
+            ColumnFamilyDescriptor::new(*name, cf)
         });
         let db = DB::open_cf_descriptors(&options, path, families).map_err(|source| {
             StorageError::Open {
@@ -119,7 +107,7 @@ impl Store {
     }
 
     fn cf(&self, name: &'static str) -> &rocksdb::ColumnFamily {
-        // Every family in COLUMN_FAMILIES is created by `open`.
+        // Every family in NODE_FAMILIES and CHAIN_FAMILIES is created by `open`.
         self.db
             .cf_handle(name)
             .unwrap_or_else(|| unreachable!("column family {name} is created at open"))

@@ -84,6 +84,15 @@ impl TestCluster {
         node.stop().await;
     }
 
+    /// Some running node other than `leader`.
+    pub fn follower_of(&self, leader: NodeId) -> NodeId {
+        *self
+            .nodes
+            .keys()
+            .find(|id| **id != leader)
+            .expect("a running follower")
+    }
+
     pub fn status(&self, id: NodeId) -> NodeStatus {
         self.nodes[&id].consensus().status()
     }
