@@ -132,6 +132,8 @@ pub struct BlockBuilder {
     db: CacheDB<StoreDb>,
     txs: Vec<(Bytes, Address)>,
     executed: Vec<ExecutedTx>,
+    /// Hashes of `executed`, for duplicate checks in constant time.
+    hashes: std::collections::HashSet<B256>,
     gas_used: u64,
 }
 
@@ -144,6 +146,7 @@ impl BlockBuilder {
             db: CacheDB::new(StoreDb::new(store)),
             txs: Vec::new(),
             executed: Vec::new(),
+            hashes: Default::default(),
             gas_used: 0,
         }
     }
@@ -167,6 +170,11 @@ impl BlockBuilder {
 
     pub fn executed(&self) -> &[ExecutedTx] {
         &self.executed
+    }
+
+    /// Whether the transaction `hash` is already in this block.
+    pub fn contains(&self, hash: &B256) -> bool {
+        self.hashes.contains(hash)
     }
 
     /// The nonce `address`'s next transaction must carry, after this block so far.
@@ -237,6 +245,7 @@ impl BlockBuilder {
             logs: result.into_logs(),
         };
         self.txs.push((raw.clone(), sender));
+        self.hashes.insert(hash);
         self.executed.push(ExecutedTx {
             hash,
             sender,

@@ -2,12 +2,10 @@
 //! and admits transactions into the open block between those decisions.
 
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use alloy_consensus::{TxEnvelope, transaction::SignerRecoverable};
-use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::{Address, B256, Bytes, keccak256};
 use baton_consensus::{ChainView, Consensus};
 use baton_execution::{BlockBuilder, TxError, next_base_fee};
@@ -374,25 +372,21 @@ impl Sequencer {
     ) -> Result<Admitted, String> {
         let builder = self.speculative(view, &mut state.speculative)?;
         let mut admitted = Admitted::default();
+        let mut this_batch = HashSet::new();
         let mut batch = batch.into_iter();
         while let Some(submission) = batch.next() {
             let hash = keccak256(&submission.raw);
-            let sender = match recover(&submission.raw) {
-                Ok(sender) => sender,
-                Err(why) => {
-                    let _ = submission.reply.send(Err(AdmissionError::Refused(why)));
-                    continue;
-                }
-            };
+            let sender = submission.sender;
             // A wallet retrying across a failover: already committed means acknowledged.
             let committed = self
                 .store
                 .tx_location(hash)
                 .map_err(|e| e.to_string())?
                 .is_some()
-                || builder.executed().iter().any(|tx| tx.hash == hash);
+                || builder.contains(&hash);
             if committed {
-                if admitted.waiting.iter().any(|(h, _)| *h == hash) {
+                // In the block already, but only proposed in this very batch: a duplicate.
+                if this_batch.contains(&hash) {
                     let _ = submission
                         .reply
                         .send(Err(AdmissionError::Refused("already known".into())));
@@ -403,6 +397,7 @@ impl Sequencer {
             }
             match builder.execute(&submission.raw, sender) {
                 Ok(_) => {
+                    this_batch.insert(hash);
                     admitted.txs.push((submission.raw, sender));
                     admitted.waiting.push((hash, submission.reply));
                 }
@@ -470,14 +465,6 @@ impl Sequencer {
             hash: sealed.block.hash,
         })
     }
-}
-
-/// The sender of a raw transaction, or why it has none.
-fn recover(raw: &Bytes) -> Result<Address, String> {
-    let tx = TxEnvelope::decode_2718(&mut raw.as_ref())
-        .map_err(|e| format!("invalid transaction: {e}"))?;
-    tx.recover_signer()
-        .map_err(|e| format!("invalid signature: {e}"))
 }
 
 fn refuse_all(submissions: impl IntoIterator<Item = Submission>, error: AdmissionError) {
