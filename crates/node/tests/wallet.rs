@@ -82,9 +82,23 @@ async fn transfers_through_a_follower_survive_a_leader_crash() {
         .await
         .expect("receipt");
     assert!(receipt.status());
+    // An EIP-2930 transfer (legacy fee, with an access list).
+    let access_listed = transfer(to, 4)
+        .with_gas_price(2_000_000_000)
+        .with_access_list(alloy_eips::eip2930::AccessList::default())
+        .with_gas_limit(21_000);
+    let receipt = provider
+        .send_transaction(access_listed)
+        .await
+        .expect("sent")
+        .get_receipt()
+        .await
+        .expect("receipt");
+    assert!(receipt.status());
+    assert_eq!(receipt.inner.tx_type(), alloy_consensus::TxType::Eip2930);
     assert_eq!(
         provider.get_balance(to).await.expect("balance"),
-        U256::from(3)
+        U256::from(7)
     );
 
     // A burst of sequential nonces, all acknowledged, all included in order.
@@ -122,15 +136,68 @@ async fn transfers_through_a_follower_survive_a_leader_crash() {
     }
     assert_eq!(
         provider.get_balance(to).await.expect("balance"),
-        U256::from(3 + 25)
+        U256::from(7 + 25)
     );
     assert_eq!(
         provider
             .get_transaction_count(signer(0).address())
             .await
             .expect("nonce"),
-        27
+        28
     );
+
+    // The block holding the last transfer: full transactions, its receipts, and
+    // the transaction by position.
+    let (number, index) = last;
+    let block = provider
+        .get_block_by_number(number.into())
+        .full()
+        .await
+        .expect("block")
+        .expect("exists");
+    let txs = block
+        .transactions
+        .as_transactions()
+        .expect("full transactions");
+    let last_hash = *hashes.last().expect("hashes");
+    assert_eq!(*txs[index as usize].inner.tx_hash(), last_hash);
+    let receipts = provider
+        .get_block_receipts(number.into())
+        .await
+        .expect("receipts")
+        .expect("exists");
+    assert_eq!(receipts.len(), txs.len());
+    let by_index: Option<alloy_rpc_types_eth::Transaction> = provider
+        .raw_request(
+            "eth_getTransactionByBlockNumberAndIndex".into(),
+            (format!("{number:#x}"), format!("{index:#x}")),
+        )
+        .await
+        .expect("by index");
+    assert_eq!(*by_index.expect("exists").inner.tx_hash(), last_hash);
+
+    // EIP-7966: send and get the receipt in one call.
+    let request = transfer(to, 1)
+        .with_nonce(28)
+        .with_chain_id(baton_primitives::genesis::DEV_CHAIN_ID)
+        .with_max_fee_per_gas(2_000_000_000)
+        .with_max_priority_fee_per_gas(1);
+    let tx = <TransactionRequest as alloy_network::NetworkTransactionBuilder<
+        alloy_network::Ethereum,
+    >>::build(request, &EthereumWallet::from(signer(0)))
+    .await
+    .expect("signed");
+    let raw = alloy_eips::eip2718::Encodable2718::encoded_2718(&tx);
+    let receipt: TransactionReceipt = provider
+        .raw_request(
+            "eth_sendRawTransactionSync".into(),
+            (alloy_primitives::Bytes::from(raw), 10_000u64),
+        )
+        .await
+        .expect("sync send");
+    assert!(receipt.status());
+    assert_eq!(receipt.transaction_hash, *tx.tx_hash());
+
     cluster.assert_identical_chains().await;
     cluster.stop().await;
 }
