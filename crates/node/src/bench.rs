@@ -19,11 +19,9 @@ use crate::{
     config::ConfigFile,
 };
 
-#[derive(Debug, Args)]
-pub struct FailoverArgs {
-    /// How many times to kill the leader.
-    #[arg(long, default_value_t = 10)]
-    pub rounds: usize,
+/// The local cluster a benchmark runs on.
+#[derive(Debug, Clone, Args)]
+pub struct BenchCluster {
     #[arg(long, default_value_t = 3)]
     pub nodes: usize,
     #[arg(long, default_value_t = 1000)]
@@ -31,6 +29,15 @@ pub struct FailoverArgs {
     /// Keep the cluster's data here (default: a temporary dir).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FailoverArgs {
+    /// How many times to kill the leader.
+    #[arg(long, default_value_t = 10)]
+    pub rounds: usize,
+    #[command(flatten)]
+    pub cluster: BenchCluster,
 }
 
 /// Nearest-rank percentile of sorted `samples`.
@@ -45,19 +52,20 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// A benchmark's own local cluster on free ports (under `data_dir`, or a temporary
 /// dir kept alive by the returned guard), started and with a leader.
 pub(crate) async fn start_cluster(
-    nodes: usize,
-    block_time_ms: u64,
-    data_dir: Option<PathBuf>,
+    spec: &BenchCluster,
     extra: ConfigFile,
 ) -> eyre::Result<(tempfile::TempDir, Cluster)> {
     let temp = tempfile::Builder::new().prefix("baton-bench-").tempdir()?;
     let mut cluster = Cluster::create(&ClusterSpec {
         binary: std::env::current_exe()?,
-        nodes,
-        data_dir: data_dir.unwrap_or_else(|| temp.path().to_path_buf()),
+        nodes: spec.nodes,
+        data_dir: spec
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| temp.path().to_path_buf()),
         rpc_port: 0,
         p2p_port: 0,
-        block_time_ms,
+        block_time_ms: spec.block_time_ms,
         extra,
     })?;
     cluster.start_all()?;
@@ -66,16 +74,10 @@ pub(crate) async fn start_cluster(
 }
 
 pub async fn failover(args: FailoverArgs) -> eyre::Result<()> {
-    let (_temp, mut cluster) = start_cluster(
-        args.nodes,
-        args.block_time_ms,
-        args.data_dir.clone(),
-        ConfigFile::default(),
-    )
-    .await?;
+    let (_temp, mut cluster) = start_cluster(&args.cluster, ConfigFile::default()).await?;
     cluster.wait_for_height(2, Duration::from_secs(30)).await?;
 
-    let block_time = Duration::from_millis(args.block_time_ms);
+    let block_time = Duration::from_millis(args.cluster.block_time_ms);
     let mut gaps = Vec::new();
     for round in 1..=args.rounds {
         // Spread the kills over the block cycle (golden-ratio steps): the gap
@@ -122,8 +124,8 @@ pub async fn failover(args: FailoverArgs) -> eyre::Result<()> {
     println!(
         "\nfailover gap over {} kills (block time {} ms, {} nodes): p50 {} ms, p99 {} ms, max {} ms, min {} ms",
         gaps.len(),
-        args.block_time_ms,
-        args.nodes,
+        args.cluster.block_time_ms,
+        args.cluster.nodes,
         ms(percentile(&gaps, 50.0)),
         ms(percentile(&gaps, 99.0)),
         ms(percentile(&gaps, 100.0)),
@@ -131,7 +133,7 @@ pub async fn failover(args: FailoverArgs) -> eyre::Result<()> {
     );
     println!(
         "all {} nodes hold identical blocks 0..={verified}",
-        args.nodes
+        args.cluster.nodes
     );
     cluster.stop_all(Duration::from_secs(5));
     Ok(())

@@ -7,7 +7,6 @@
 
 use std::{
     collections::HashMap,
-    path::PathBuf,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -27,7 +26,7 @@ use jsonrpsee::{
 };
 
 use crate::{
-    bench::{percentile, start_cluster},
+    bench::{BenchCluster, percentile, start_cluster},
     config::ConfigFile,
 };
 
@@ -42,12 +41,8 @@ pub struct TpsArgs {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 128)]
     pub concurrency: usize,
-    #[arg(long, default_value_t = 3)]
-    pub nodes: usize,
-    #[arg(long, default_value_t = 1000)]
-    pub block_time_ms: u64,
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub cluster: BenchCluster,
 }
 
 /// When one transfer was sent and acknowledged.
@@ -65,8 +60,7 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
         dev_accounts: Some(args.accounts),
         ..ConfigFile::default()
     };
-    let (_temp, mut cluster) =
-        start_cluster(args.nodes, args.block_time_ms, args.data_dir.clone(), extra).await?;
+    let (_temp, mut cluster) = start_cluster(&args.cluster, extra).await?;
     cluster.wait_for_height(1, Duration::from_secs(30)).await?;
 
     let signing = Instant::now();
@@ -220,9 +214,9 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
         acked.len(),
         span.as_secs_f64(),
         acked.len() as f64 / span.as_secs_f64().max(1e-9),
-        args.nodes,
+        args.cluster.nodes,
         args.concurrency,
-        args.block_time_ms
+        args.cluster.block_time_ms
     );
     println!(
         "ack latency:       p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",

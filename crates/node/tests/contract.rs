@@ -12,7 +12,7 @@ use alloy_provider::{Provider, ProviderBuilder};
 use alloy_rpc_types_eth::{Filter, TransactionRequest};
 use alloy_signer_local::PrivateKeySigner;
 use baton_primitives::dev_accounts;
-use common::TestCluster;
+use common::{TestCluster, mined};
 use jsonrpsee::{
     core::client::{Subscription, SubscriptionClientT},
     rpc_params,
@@ -47,13 +47,7 @@ async fn deploy_call_and_read_logs_of_a_contract() {
     // Deploy: gas estimated by the node, bytecode from the checked-in build.
     let code: Bytes = COUNTER_BIN.trim().parse().expect("hex bytecode");
     let deploy = TransactionRequest::default().with_deploy_code(code);
-    let receipt = provider
-        .send_transaction(deploy)
-        .await
-        .expect("deploy sent")
-        .get_receipt()
-        .await
-        .expect("deploy receipt");
+    let receipt = mined(&provider, deploy).await;
     assert!(receipt.status());
     let counter: Address = receipt.contract_address.expect("contract address");
     assert!(
@@ -103,13 +97,7 @@ async fn deploy_call_and_read_logs_of_a_contract() {
             .with_input(increment(amount));
         let gas = provider.estimate_gas(call.clone()).await.expect("estimate");
         assert!(gas > 21_000);
-        let receipt = provider
-            .send_transaction(call)
-            .await
-            .expect("sent")
-            .get_receipt()
-            .await
-            .expect("receipt");
+        let receipt = mined(&provider, call).await;
         assert!(receipt.status());
         assert_eq!(receipt.inner.logs().len(), 1);
     }

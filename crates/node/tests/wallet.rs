@@ -12,7 +12,7 @@ use alloy_provider::{Provider, ProviderBuilder};
 use alloy_rpc_types_eth::{TransactionReceipt, TransactionRequest};
 use alloy_signer_local::PrivateKeySigner;
 use baton_primitives::{dev_accounts, genesis::DEV_CHAIN_ID};
-use common::TestCluster;
+use common::{TestCluster, mined};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -65,35 +65,17 @@ async fn transfers_through_a_follower_survive_a_leader_crash() {
     let to = Address::repeat_byte(0x55);
 
     // An EIP-1559 transfer, and a legacy one.
-    let receipt = provider
-        .send_transaction(transfer(to, 1))
-        .await
-        .expect("sent")
-        .get_receipt()
-        .await
-        .expect("receipt");
+    let receipt = mined(&provider, transfer(to, 1)).await;
     assert!(receipt.status());
     let legacy = transfer(to, 2).with_gas_price(u128::from(2_000_000_000u64));
-    let receipt = provider
-        .send_transaction(legacy)
-        .await
-        .expect("sent")
-        .get_receipt()
-        .await
-        .expect("receipt");
+    let receipt = mined(&provider, legacy).await;
     assert!(receipt.status());
     // An EIP-2930 transfer (legacy fee, with an access list).
     let access_listed = transfer(to, 4)
         .with_gas_price(2_000_000_000)
         .with_access_list(alloy_eips::eip2930::AccessList::default())
         .with_gas_limit(21_000);
-    let receipt = provider
-        .send_transaction(access_listed)
-        .await
-        .expect("sent")
-        .get_receipt()
-        .await
-        .expect("receipt");
+    let receipt = mined(&provider, access_listed).await;
     assert!(receipt.status());
     assert_eq!(receipt.inner.tx_type(), alloy_consensus::TxType::Eip2930);
     assert_eq!(
@@ -223,13 +205,7 @@ async fn invalid_transactions_are_refused_with_wallet_words() {
     };
 
     // nonce too low: resend with an old nonce after one is sealed.
-    provider
-        .send_transaction(transfer(to, 1))
-        .await
-        .expect("sent")
-        .get_receipt()
-        .await
-        .expect("receipt");
+    mined(&provider, transfer(to, 1)).await;
     let err = provider
         .send_transaction(transfer(to, 1).with_nonce(0))
         .await

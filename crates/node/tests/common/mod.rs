@@ -17,6 +17,20 @@ use baton_node::{
 use baton_primitives::NodeId;
 use tempfile::TempDir;
 
+/// Sends `request` through `provider` and waits for its receipt.
+pub async fn mined(
+    provider: &impl alloy_provider::Provider,
+    request: alloy_rpc_types_eth::TransactionRequest,
+) -> alloy_rpc_types_eth::TransactionReceipt {
+    provider
+        .send_transaction(request)
+        .await
+        .expect("sent")
+        .get_receipt()
+        .await
+        .expect("receipt")
+}
+
 pub struct TestCluster {
     _dir: TempDir,
     pub configs: BTreeMap<NodeId, NodeConfig>,
