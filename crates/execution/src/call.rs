@@ -83,10 +83,7 @@ pub fn estimate_gas(
     let used = match run(store, chain_id, head, request, cap)? {
         CallOutcome::Success { gas_used, .. } => gas_used,
         CallOutcome::Revert { reason, .. } => {
-            return Err(CallError::Invalid(match reason {
-                Some(reason) => format!("execution reverted: {reason}"),
-                None => "execution reverted".into(),
-            }));
+            return Err(CallError::Invalid(reverted_message(reason.as_deref())));
         }
         CallOutcome::Halt { .. } => return Err(CallError::OutOfGas(cap)),
     };
@@ -168,6 +165,14 @@ fn run(
         )),
         Err(EVMError::Database(e)) => Err(CallError::State(e.to_string())),
         Err(other) => Err(CallError::Invalid(other.to_string())),
+    }
+}
+
+/// What a reverted message is reported as, with its reason when it has one.
+pub fn reverted_message(reason: Option<&str>) -> String {
+    match reason {
+        Some(reason) => format!("execution reverted: {reason}"),
+        None => "execution reverted".to_string(),
     }
 }
 

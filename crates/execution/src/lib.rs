@@ -21,7 +21,9 @@ mod state;
 
 pub use block::{BlockStep, apply_entry, check_start, next_base_fee, seal_header};
 pub use builder::{BlockBuilder, ExecutedTx, SPEC, SealOutcome, StateChanges, TxError};
-pub use call::{CallError, CallOutcome, CallRequest, call, estimate_gas, revert_reason};
+pub use call::{
+    CallError, CallOutcome, CallRequest, call, estimate_gas, revert_reason, reverted_message,
+};
 pub use commit::{write_genesis, write_sealed};
 pub use error::ExecutionError;
 pub use state::{StateError, StoreDb};

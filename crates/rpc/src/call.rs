@@ -3,7 +3,7 @@
 use alloy_eips::BlockId;
 use alloy_primitives::{Bytes, U64};
 use alloy_rpc_types_eth::TransactionRequest;
-use baton_execution::{CallError, CallOutcome, CallRequest, call, estimate_gas};
+use baton_execution::{CallError, CallOutcome, CallRequest, call, estimate_gas, reverted_message};
 use jsonrpsee::{core::RpcResult, proc_macros::rpc, types::ErrorObjectOwned};
 
 use crate::{RpcContext, internal};
@@ -48,10 +48,7 @@ impl CallApiServer for RpcContext {
             CallOutcome::Success { output, .. } => Ok(output),
             CallOutcome::Revert { output, reason } => Err(ErrorObjectOwned::owned(
                 EXECUTION_REVERTED,
-                match reason {
-                    Some(reason) => format!("execution reverted: {reason}"),
-                    None => "execution reverted".to_string(),
-                },
+                reverted_message(reason.as_deref()),
                 Some(output),
             )),
             CallOutcome::Halt { reason, .. } => Err(ErrorObjectOwned::owned(

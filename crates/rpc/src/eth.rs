@@ -80,9 +80,10 @@ impl RpcContext {
         let Some(number) = number else {
             return Ok(None);
         };
+        let index = usize::try_from(index).unwrap_or(usize::MAX);
         Ok(self
-            .sealed_txs(number)?
-            .and_then(|txs| txs.into_iter().nth(index.to::<u64>() as usize)))
+            .sealed_txs_in(number, index..index.saturating_add(1))?
+            .and_then(|txs| txs.into_iter().next()))
     }
 
     fn receipts_of(&self, number: Option<u64>) -> RpcResult<Option<Vec<TransactionReceipt>>> {

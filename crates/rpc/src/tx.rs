@@ -128,13 +128,26 @@ impl RpcContext {
         let Some((number, index)) = self.store.tx_location(hash).map_err(internal)? else {
             return Ok(None);
         };
+        let index = index as usize;
         Ok(self
-            .sealed_txs(number)?
-            .and_then(|txs| txs.into_iter().nth(index as usize)))
+            .sealed_txs_in(number, index..index + 1)?
+            .and_then(|txs| txs.into_iter().next()))
     }
 
     /// Every transaction of sealed block `number` with its receipt record.
     pub(crate) fn sealed_txs(&self, number: u64) -> RpcResult<Option<Vec<SealedTx>>> {
+        self.sealed_txs_in(number, 0..usize::MAX)
+    }
+
+    /// The transactions at positions `wanted` of sealed block `number`. Only those
+    /// are decoded; the receipts before them are read for their log counts alone
+    /// (log indices run across the block), so one receipt lookup costs its
+    /// position in the block, not the whole block.
+    pub(crate) fn sealed_txs_in(
+        &self,
+        number: u64,
+        wanted: std::ops::Range<usize>,
+    ) -> RpcResult<Option<Vec<SealedTx>>> {
         let Some(block) = self.store.block(number).map_err(internal)? else {
             return Ok(None);
         };
@@ -151,12 +164,17 @@ impl RpcContext {
             )));
         }
         let mut first_log_index = 0u64;
-        let mut out = Vec::with_capacity(receipts.len());
-        for (index, ((raw, sender), stored)) in block.txs.iter().zip(receipts).enumerate() {
-            let tx = TxEnvelope::decode_2718(&mut raw.as_ref()).map_err(internal)?;
+        let mut out = Vec::new();
+        let pairs = block.txs.iter().zip(receipts).enumerate().take(wanted.end);
+        for (index, ((raw, sender), stored)) in pairs {
             let receipt =
                 ReceiptEnvelope::decode_2718(&mut stored.receipt.as_slice()).map_err(internal)?;
             let logs = receipt.logs().len() as u64;
+            if index < wanted.start {
+                first_log_index += logs;
+                continue;
+            }
+            let tx = TxEnvelope::decode_2718(&mut raw.as_ref()).map_err(internal)?;
             out.push(SealedTx {
                 hash: *tx.tx_hash(),
                 block_hash: block.hash,
