@@ -1,6 +1,8 @@
 //! What a node reports about itself and its cluster (`baton_nodeStatus`,
 //! `conductor_*`).
 
+use std::fmt;
+
 use alloy_primitives::B256;
 use baton_primitives::{Member, NodeId};
 use openraft::{ServerState, type_config::async_runtime::WatchReceiver};
@@ -17,6 +19,18 @@ pub enum Role {
     Candidate,
     Learner,
     Shutdown,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Leader => "leader",
+            Self::Follower => "follower",
+            Self::Candidate => "candidate",
+            Self::Learner => "learner",
+            Self::Shutdown => "shutdown",
+        })
+    }
 }
 
 impl From<ServerState> for Role {

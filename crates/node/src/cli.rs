@@ -50,9 +50,14 @@ pub enum BenchCommand {
 }
 
 #[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
 pub struct KeyArgs {
+    /// The key is `node.key` in this data dir.
     #[arg(long, env = "BATON_DATA_DIR")]
-    pub data_dir: PathBuf,
+    pub data_dir: Option<PathBuf>,
+    /// The key file itself.
+    #[arg(long, env = "BATON_NODE_KEY")]
+    pub node_key: Option<PathBuf>,
 }
 
 /// `baton node` flags; each overrides the same setting in `--config`.
@@ -66,6 +71,9 @@ pub struct NodeArgs {
     pub id: Option<NodeId>,
     #[arg(long, env = "BATON_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The node's libp2p key file (default: node.key in the data dir).
+    #[arg(long, env = "BATON_NODE_KEY")]
+    pub node_key: Option<PathBuf>,
     /// geth-style genesis.json (default: the built-in dev genesis).
     #[arg(long, env = "BATON_GENESIS")]
     pub genesis: Option<PathBuf>,
@@ -106,6 +114,7 @@ impl NodeArgs {
         let flags = ConfigFile {
             id: self.id,
             data_dir: self.data_dir,
+            node_key: self.node_key,
             genesis: self.genesis,
             rpc_addr: self.rpc_addr,
             p2p_addr: self.p2p_addr,
@@ -129,7 +138,11 @@ pub async fn run(cli: Cli) -> eyre::Result<()> {
         Command::Devnet(args) => crate::devnet::run(args).await,
         Command::Status(args) => crate::status::run(args).await,
         Command::Key(args) => {
-            let key = baton_p2p::load_or_create_key(&args.data_dir.join("node.key"))?;
+            let path = args
+                .node_key
+                .or_else(|| args.data_dir.map(|dir| dir.join("node.key")))
+                .ok_or_else(|| eyre::eyre!("give --node-key or --data-dir"))?;
+            let key = baton_p2p::load_or_create_key(&path)?;
             println!("{}", key.public().to_peer_id());
             Ok(())
         }

@@ -54,6 +54,8 @@ pub enum ConfigError {
 pub struct ConfigFile {
     pub id: Option<NodeId>,
     pub data_dir: Option<PathBuf>,
+    /// The node's libp2p key file (default: `node.key` in the data dir).
+    pub node_key: Option<PathBuf>,
     pub genesis: Option<PathBuf>,
     pub rpc_addr: Option<SocketAddr>,
     pub p2p_addr: Option<String>,
@@ -123,6 +125,7 @@ impl ConfigFile {
         ConfigFile {
             id: other.id.or(self.id),
             data_dir: other.data_dir.or(self.data_dir),
+            node_key: other.node_key.or(self.node_key),
             genesis: other.genesis.or(self.genesis),
             rpc_addr: other.rpc_addr.or(self.rpc_addr),
             p2p_addr: other.p2p_addr.or(self.p2p_addr),
@@ -178,9 +181,11 @@ impl ConfigFile {
                 id,
                 what: format!("p2p_addr: {e}"),
             })?;
+        let data_dir = self.data_dir.ok_or(ConfigError::Missing("data_dir"))?;
         Ok(NodeConfig {
             id,
-            data_dir: self.data_dir.ok_or(ConfigError::Missing("data_dir"))?,
+            node_key: self.node_key.unwrap_or_else(|| data_dir.join("node.key")),
+            data_dir,
             genesis: self.genesis,
             rpc_addr: self.rpc_addr.ok_or(ConfigError::Missing("rpc_addr"))?,
             p2p_addr,
@@ -300,6 +305,8 @@ impl Timing {
 pub struct NodeConfig {
     pub id: NodeId,
     pub data_dir: PathBuf,
+    /// The libp2p key file; created there when missing.
+    pub node_key: PathBuf,
     /// geth-style genesis file; the built-in dev genesis when absent.
     pub genesis: Option<PathBuf>,
     pub rpc_addr: SocketAddr,
@@ -420,6 +427,20 @@ mod tests {
         let merged = base().overridden_by(flags);
         assert_eq!(merged.block_time_ms, Some(500));
         assert_eq!(merged.id, Some(1));
+    }
+
+    #[test]
+    fn the_node_key_lives_in_the_data_dir_unless_given() {
+        let default = base().resolve().expect("valid");
+        assert_eq!(default.node_key, PathBuf::from("/tmp/x/node.key"));
+        let given = base()
+            .overridden_by(ConfigFile {
+                node_key: Some("/etc/baton/keys/node1.key".into()),
+                ..Default::default()
+            })
+            .resolve()
+            .expect("valid");
+        assert_eq!(given.node_key, PathBuf::from("/etc/baton/keys/node1.key"));
     }
 
     #[test]

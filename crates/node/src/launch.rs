@@ -48,12 +48,12 @@ pub async fn launch(
     let store = Store::open(&config.data_dir.join("db"))?;
     check_identity(&store, &config, &spec)?;
 
-    let keypair = load_or_create_key(&config.data_dir.join("node.key"))?;
+    let keypair = load_or_create_key(&config.node_key)?;
     let me = &config.members[&config.id];
     if keypair.public().to_peer_id() != me.peer_id {
         bail!(
             "the key in {} is peer {}, but member {} is configured as peer {}",
-            config.data_dir.display(),
+            config.node_key.display(),
             keypair.public().to_peer_id(),
             config.id,
             me.peer_id

@@ -13,10 +13,29 @@ pub struct StatusArgs {
     /// JSON-RPC URL of any member.
     #[arg(long, default_value = "http://127.0.0.1:8545")]
     pub rpc: String,
+    /// Only the node at --rpc, as one line of key=value pairs (for scripts and
+    /// health checks); fails when that node does not answer.
+    #[arg(long)]
+    pub this_node: bool,
 }
 
 pub async fn run(args: StatusArgs) -> eyre::Result<()> {
     let timeout = Duration::from_secs(2);
+    if args.this_node {
+        let s = client::node_status(&args.rpc, timeout).await?;
+        println!(
+            "id={} role={} term={} leader={} head={} applied={} committed={} hash={}",
+            s.id,
+            s.role,
+            s.term,
+            s.leader_id.map_or("-".to_string(), |l| l.to_string()),
+            s.head_number,
+            s.applied_index,
+            s.committed_index,
+            s.head_hash
+        );
+        return Ok(());
+    }
     let members = client::members(&args.rpc, timeout).await?;
     let polls = members.iter().map(|m| async move {
         let status = client::node_status(&m.rpc_url, timeout).await.ok();
@@ -41,7 +60,7 @@ pub fn print_table(rows: &BTreeMap<NodeId, (String, Option<u32>, Option<NodeStat
                 id,
                 url,
                 pid,
-                format!("{:?}", s.role).to_lowercase(),
+                s.role.to_string(),
                 s.term,
                 s.leader_id.map_or("-".to_string(), |l| l.to_string()),
                 s.head_number,
