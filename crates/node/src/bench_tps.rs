@@ -11,12 +11,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
-use alloy_eips::eip2718::Encodable2718;
-use alloy_network::TxSignerSync;
-use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy_primitives::{Address, B256, Bytes};
 use alloy_signer_local::PrivateKeySigner;
-use baton_primitives::{dev_accounts, genesis::DEV_CHAIN_ID};
+use baton_primitives::dev_accounts;
 use clap::Args;
 use eyre::{WrapErr, bail};
 use jsonrpsee::{
@@ -27,6 +24,7 @@ use jsonrpsee::{
 
 use crate::{
     bench::{BenchCluster, percentile, start_cluster},
+    client::signed_transfer,
     config::ConfigFile,
 };
 
@@ -251,23 +249,7 @@ fn sign_transfers(accounts: u32, per_account: u64) -> eyre::Result<Vec<Vec<(B256
         .map(|account| {
             let signer = PrivateKeySigner::from_bytes(&account.private_key)?;
             (0..per_account)
-                .map(|nonce| {
-                    let mut tx = TxEip1559 {
-                        chain_id: DEV_CHAIN_ID,
-                        nonce,
-                        gas_limit: 21_000,
-                        // High enough to stay above a base fee that climbs while
-                        // blocks are full; dev accounts can afford it.
-                        max_fee_per_gas: 100_000_000_000,
-                        max_priority_fee_per_gas: 1,
-                        to: TxKind::Call(sink),
-                        value: U256::from(1),
-                        ..Default::default()
-                    };
-                    let signature = signer.sign_transaction_sync(&mut tx)?;
-                    let envelope = TxEnvelope::from(tx.into_signed(signature));
-                    Ok((*envelope.tx_hash(), envelope.encoded_2718().into()))
-                })
+                .map(|nonce| signed_transfer(&signer, nonce, sink))
                 .collect()
         })
         .collect()

@@ -1,4 +1,4 @@
-//! The `baton` command line: `node`, `devnet`, `status`, `key`, `bench`.
+//! The `baton` command line: `node`, `devnet`, `status`, `key`, `bench`, `chaos`.
 
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -39,6 +39,8 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Inject seeded faults into a local cluster under load, then check the history.
+    Chaos(crate::chaos::ChaosArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +102,10 @@ pub struct NodeArgs {
     /// With the built-in dev genesis: fund this many accounts of the dev mnemonic.
     #[arg(long)]
     pub dev_accounts: Option<u32>,
+    /// Serve baton_faultPartition, which cuts this node's Raft links on request
+    /// (tests and `baton chaos` only).
+    #[arg(long, hide = true)]
+    pub fault_injection: bool,
     /// A member: id=N,peer=PEER_ID,p2p=MULTIADDR,rpc=URL (repeat for each; replaces the file's list).
     #[arg(long = "member")]
     pub members: Vec<MemberEntry>,
@@ -125,6 +131,7 @@ impl NodeArgs {
             snapshot_every: self.snapshot_every,
             coinbase: self.coinbase,
             dev_accounts: self.dev_accounts,
+            fault_injection: self.fault_injection.then_some(true),
             members: self.members,
         };
         Ok(file.overridden_by(flags).resolve()?)
@@ -148,6 +155,7 @@ pub async fn run(cli: Cli) -> eyre::Result<()> {
         }
         Command::Bench(BenchCommand::Failover(args)) => crate::bench::failover(args).await,
         Command::Bench(BenchCommand::Tps(args)) => crate::bench_tps::tps(args).await,
+        Command::Chaos(args) => crate::chaos::run(args).await,
     }
 }
 

@@ -1,8 +1,15 @@
-//! A small JSON-RPC client for the CLI tools (`status`, `devnet`, `bench`).
+//! A small JSON-RPC client for the CLI tools (`status`, `devnet`, `bench`, `chaos`),
+//! and the transfers the load generators sign.
 
 use std::time::Duration;
 
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_network::TxSignerSync;
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy_signer_local::PrivateKeySigner;
 use baton_consensus::{MemberInfo, NodeStatus};
+use baton_primitives::genesis::DEV_CHAIN_ID;
 use jsonrpsee::{
     core::client::ClientT,
     http_client::{HttpClient, HttpClientBuilder},
@@ -47,4 +54,27 @@ pub async fn block_hash(url: &str, number: u64, timeout: Duration) -> eyre::Resu
     block
         .and_then(|b| b.get("hash").and_then(|h| h.as_str()).map(str::to_string))
         .ok_or_else(|| eyre::eyre!("{url} has no block {number}"))
+}
+
+/// A signed 1-wei EIP-1559 transfer to `to` on the dev chain: (hash, raw).
+pub fn signed_transfer(
+    signer: &PrivateKeySigner,
+    nonce: u64,
+    to: Address,
+) -> eyre::Result<(B256, Bytes)> {
+    let mut tx = TxEip1559 {
+        chain_id: DEV_CHAIN_ID,
+        nonce,
+        gas_limit: 21_000,
+        // High enough to stay above a base fee that climbs while blocks are full;
+        // dev accounts can afford it.
+        max_fee_per_gas: 100_000_000_000,
+        max_priority_fee_per_gas: 1,
+        to: TxKind::Call(to),
+        value: U256::from(1),
+        ..Default::default()
+    };
+    let signature = signer.sign_transaction_sync(&mut tx)?;
+    let envelope = TxEnvelope::from(tx.into_signed(signature));
+    Ok((*envelope.tx_hash(), envelope.encoded_2718().into()))
 }

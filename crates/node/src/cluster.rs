@@ -200,6 +200,23 @@ impl Cluster {
         Ok(())
     }
 
+    /// Sends `signal` to node `id`'s process: SIGSTOP stalls it (a hang, not a
+    /// crash), SIGCONT resumes it.
+    pub fn signal(&self, id: NodeId, signal: libc::c_int) -> eyre::Result<()> {
+        let pid = self
+            .node(id)?
+            .pid()
+            .ok_or_else(|| eyre!("node {id} is not running"))?;
+        // SAFETY: kill(2) with a pid we spawned and have not reaped.
+        if unsafe { libc::kill(pid as libc::pid_t, signal) } != 0 {
+            bail!(
+                "cannot signal node {id}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        Ok(())
+    }
+
     /// Asks every node to stop (SIGTERM), then kills what is left after `grace`.
     pub fn stop_all(&mut self, grace: Duration) {
         for node in &self.nodes {

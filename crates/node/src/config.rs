@@ -67,6 +67,8 @@ pub struct ConfigFile {
     pub coinbase: Option<Address>,
     /// With the built-in dev genesis: how many mnemonic accounts it funds.
     pub dev_accounts: Option<u32>,
+    /// Serve the fault-injection RPC (tests and the chaos harness only).
+    pub fault_injection: Option<bool>,
     #[serde(default)]
     pub members: Vec<MemberEntry>,
 }
@@ -140,6 +142,7 @@ impl ConfigFile {
             snapshot_every: other.snapshot_every.or(self.snapshot_every),
             coinbase: other.coinbase.or(self.coinbase),
             dev_accounts: other.dev_accounts.or(self.dev_accounts),
+            fault_injection: other.fault_injection.or(self.fault_injection),
             members: if other.members.is_empty() {
                 self.members
             } else {
@@ -193,6 +196,7 @@ impl ConfigFile {
             snapshot_every: self.snapshot_every.unwrap_or(10_000).max(1),
             coinbase: self.coinbase.unwrap_or(Address::ZERO),
             dev_accounts: self.dev_accounts.unwrap_or(DEV_ACCOUNTS),
+            fault_injection: self.fault_injection.unwrap_or(false),
             members,
         })
     }
@@ -316,6 +320,8 @@ pub struct NodeConfig {
     pub coinbase: Address,
     /// Accounts the built-in dev genesis funds (ignored with a genesis file).
     pub dev_accounts: u32,
+    /// Serves `baton_faultPartition`; never set in production.
+    pub fault_injection: bool,
     pub members: BTreeMap<NodeId, ResolvedMember>,
 }
 

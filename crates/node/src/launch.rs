@@ -129,6 +129,7 @@ pub async fn launch(
             forwarder: Default::default(),
             filters: Default::default(),
             client_version: format!("baton/v{}", env!("CARGO_PKG_VERSION")),
+            fault_injection: config.fault_injection,
         },
     )
     .await?;

@@ -6,10 +6,11 @@
 //!   tests both call.
 //! - [`cluster`]: a local cluster of `baton node` processes, used by `devnet`,
 //!   `bench` and the process-level tests.
-//! - [`cli`], [`devnet`], [`status`], [`bench`]: the subcommands.
+//! - [`cli`], [`devnet`], [`status`], [`bench`], [`chaos`]: the subcommands.
 
 pub mod bench;
 pub mod bench_tps;
+pub mod chaos;
 pub mod cli;
 pub mod client;
 pub mod cluster;

@@ -149,6 +149,15 @@ async fn transfers_through_a_follower_survive_a_leader_crash() {
         .expect("receipts")
         .expect("exists");
     assert_eq!(receipts.len(), txs.len());
+    let genesis_receipts = provider
+        .get_block_receipts(0.into())
+        .await
+        .expect("genesis receipts")
+        .expect("genesis exists");
+    assert!(
+        genesis_receipts.is_empty(),
+        "the genesis block has no receipts"
+    );
     let by_index: Option<alloy_rpc_types_eth::Transaction> = provider
         .raw_request(
             "eth_getTransactionByBlockNumberAndIndex".into(),
@@ -173,12 +182,30 @@ async fn transfers_through_a_follower_survive_a_leader_crash() {
     let receipt: TransactionReceipt = provider
         .raw_request(
             "eth_sendRawTransactionSync".into(),
-            (alloy_primitives::Bytes::from(raw), 10_000u64),
+            (alloy_primitives::Bytes::from(raw.clone()), 10_000u64),
         )
         .await
         .expect("sync send");
     assert!(receipt.status());
     assert_eq!(receipt.transaction_hash, *tx.tx_hash());
+
+    // A wallet retrying across the failover: resending a committed transaction
+    // (here, one the killed leader committed) answers with its hash, not an error.
+    let committed_before_the_kill = provider
+        .get_raw_transaction_by_hash(hashes[19])
+        .await
+        .expect("raw by hash")
+        .expect("exists");
+    let resent = provider
+        .send_raw_transaction(&committed_before_the_kill)
+        .await
+        .expect("a resend of a committed transaction is not refused");
+    assert_eq!(*resent.tx_hash(), hashes[19]);
+    let resent_sync = provider
+        .send_raw_transaction(&raw)
+        .await
+        .expect("a resend of the block's last transaction is not refused");
+    assert_eq!(*resent_sync.tx_hash(), *tx.tx_hash());
 
     cluster.assert_identical_chains().await;
     cluster.stop().await;

@@ -13,6 +13,7 @@ mod baton;
 mod call;
 mod conductor;
 mod eth;
+mod fault;
 mod filters;
 mod logs;
 mod pubsub;
@@ -33,6 +34,7 @@ pub use baton::BatonApiServer;
 pub use call::CallApiServer;
 pub use conductor::ConductorApiServer;
 pub use eth::EthApiServer;
+pub use fault::FaultApiServer;
 pub use filters::{FilterApiServer, Filters};
 pub use logs::LogsApiServer;
 pub use pubsub::PubSubApiServer;
@@ -69,6 +71,8 @@ pub struct RpcContext {
     /// Installed polling filters.
     pub filters: Filters,
     pub client_version: String,
+    /// Serve `baton_faultPartition` (tests and the chaos harness only).
+    pub fault_injection: bool,
 }
 
 /// Serves every namespace on `listener` until the returned handle is stopped.
@@ -95,6 +99,9 @@ pub async fn serve(
     module.merge(FilterApiServer::into_rpc(context.clone()))?;
     module.merge(PubSubApiServer::into_rpc(context.clone()))?;
     module.merge(ConductorApiServer::into_rpc(context.clone()))?;
+    if context.fault_injection {
+        module.merge(FaultApiServer::into_rpc(context.clone()))?;
+    }
     module.merge(BatonApiServer::into_rpc(context))?;
     Ok((server.start(module), addr))
 }

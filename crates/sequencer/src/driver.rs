@@ -210,6 +210,18 @@ impl Sequencer {
         if let Err(e) = raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
             return e.to_string();
         }
+        // A leader restored by a restart into the same term (openraft keeps a
+        // committed vote) passes that barrier on its old blank entry; it must also
+        // apply the tail it appended before the crash, or it would decide on a stale
+        // view (and admit again transactions already in its log).
+        let tail = raft.metrics().borrow_watched().last_log_index;
+        if let Err(e) = raft
+            .wait(Some(self.config.block_time * 10))
+            .applied_index_at_least(tail, "the leader's whole log is applied")
+            .await
+        {
+            return e.to_string();
+        }
         let mut chain = self.consensus.chain();
         tracing::info!(
             head = chain.borrow().head.number(),

@@ -1,0 +1,219 @@
+//! What the chaos run saw, and the checks over it once the cluster has settled.
+//!
+//! During the run clients record every transaction they signed and every hash a
+//! node acknowledged, and a poller records which hash each node answered for its
+//! head. Afterwards [`check`] reads the whole chain from every node and holds it
+//! to the promises of DESIGN.md: invariant 3 (an acknowledged transaction is in
+//! exactly one block), invariants 1 and 4 (every node, at every moment, shows the
+//! same block at a height), and the chain's own shape (no gaps, parents link,
+//! per-sender nonces contiguous, nothing no client sent).
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    time::Duration,
+};
+
+use alloy_primitives::{Address, B256, U64};
+use baton_primitives::NodeId;
+use jsonrpsee::{core::client::ClientT, http_client::HttpClientBuilder, rpc_params};
+use serde::Deserialize;
+
+/// Everything clients and the head poller saw during the run.
+#[derive(Debug, Default)]
+pub(super) struct History {
+    /// Every transaction a client signed and sent: hash -> (sender, nonce).
+    pub(super) sent: HashMap<B256, (Address, u64)>,
+    /// Hashes a node answered `eth_sendRawTransaction` with.
+    pub(super) acked: HashSet<B256>,
+    /// Sent, but the run ended before any node answered with the hash.
+    pub(super) unanswered: HashSet<B256>,
+    /// Heads seen while polling: height -> hash -> nodes that answered it.
+    pub(super) heads: BTreeMap<u64, BTreeMap<B256, BTreeSet<NodeId>>>,
+    /// Broken promises noticed during the run (a valid resubmission refused, ...).
+    pub(super) violations: Vec<String>,
+}
+
+impl History {
+    pub(super) fn record_head(&mut self, node: NodeId, number: u64, hash: B256) {
+        self.heads
+            .entry(number)
+            .or_default()
+            .entry(hash)
+            .or_default()
+            .insert(node);
+    }
+}
+
+/// One block as the checker needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BlockSummary {
+    number: U64,
+    hash: B256,
+    parent_hash: B256,
+    transactions: Vec<B256>,
+}
+
+/// The verdict: counts for the report, and every broken promise in words.
+#[derive(Debug, Default)]
+pub(super) struct Verdict {
+    pub(super) height: u64,
+    pub(super) included: usize,
+    pub(super) acked_included: usize,
+    pub(super) unanswered_included: usize,
+    pub(super) lost: usize,
+    pub(super) duplicated: usize,
+    pub(super) unknown: usize,
+    pub(super) nonce_breaks: usize,
+    pub(super) forks_seen: usize,
+    pub(super) chain_mismatches: usize,
+    pub(super) receipt_mismatches: usize,
+    pub(super) violations: Vec<String>,
+}
+
+impl Verdict {
+    fn fail(&mut self, what: String) {
+        if self.violations.len() < 50 {
+            self.violations.push(what);
+        }
+    }
+}
+
+/// Reads blocks `0..=height` and their receipts from every node in `urls` and
+/// checks them, with `history`, against the promises above.
+pub(super) async fn check(
+    history: &History,
+    urls: &[(NodeId, String)],
+    height: u64,
+) -> eyre::Result<Verdict> {
+    let mut verdict = Verdict {
+        height,
+        violations: history.violations.clone(),
+        ..Default::default()
+    };
+    let mut chains = Vec::new();
+    for (id, url) in urls {
+        let client = HttpClientBuilder::default()
+            .request_timeout(Duration::from_secs(10))
+            .build(url)?;
+        let mut blocks = Vec::new();
+        let mut receipts = Vec::new();
+        for number in 0..=height {
+            let block: Option<BlockSummary> = client
+                .request(
+                    "eth_getBlockByNumber",
+                    rpc_params![format!("{number:#x}"), false],
+                )
+                .await?;
+            let block = block.ok_or_else(|| eyre::eyre!("node {id} has no block {number}"))?;
+            let block_receipts: serde_json::Value = client
+                .request("eth_getBlockReceipts", rpc_params![format!("{number:#x}")])
+                .await?;
+            blocks.push(block);
+            receipts.push(block_receipts);
+        }
+        chains.push((*id, blocks, receipts));
+    }
+
+    // Every node holds the same chain and serves the same receipts.
+    let (first_id, reference, reference_receipts) = &chains[0];
+    for (id, blocks, receipts) in &chains[1..] {
+        for (number, (ours, theirs)) in reference.iter().zip(blocks).enumerate() {
+            if ours != theirs {
+                verdict.chain_mismatches += 1;
+                verdict.fail(format!(
+                    "block {number}: node {first_id} has {}, node {id} has {}",
+                    ours.hash, theirs.hash
+                ));
+            }
+        }
+        for (number, (ours, theirs)) in reference_receipts.iter().zip(receipts).enumerate() {
+            if ours != theirs {
+                verdict.receipt_mismatches += 1;
+                verdict.fail(format!(
+                    "block {number}: receipts differ between node {first_id} and node {id}"
+                ));
+            }
+        }
+    }
+
+    // Heights run 0..=height with no gap, each block on its parent.
+    for (number, block) in reference.iter().enumerate() {
+        if block.number != U64::from(number) {
+            verdict.fail(format!(
+                "block at position {number} is numbered {}",
+                block.number
+            ));
+        }
+        if number > 0 && block.parent_hash != reference[number - 1].hash {
+            verdict.fail(format!(
+                "block {number} does not build on block {}",
+                number - 1
+            ));
+        }
+    }
+
+    // No node ever answered a height with a hash other than the final chain's.
+    for (number, hashes) in &history.heads {
+        let Some(block) = reference.get(*number as usize) else {
+            continue;
+        };
+        for (hash, nodes) in hashes {
+            if *hash != block.hash {
+                verdict.forks_seen += 1;
+                verdict.fail(format!(
+                    "nodes {nodes:?} showed {hash} at height {number}; the chain holds {}",
+                    block.hash
+                ));
+            }
+        }
+    }
+
+    // Exactly once, nothing unknown, nonces contiguous per sender.
+    let mut count: HashMap<B256, usize> = HashMap::new();
+    let mut next_nonce: HashMap<Address, u64> = HashMap::new();
+    for block in reference {
+        for tx in &block.transactions {
+            verdict.included += 1;
+            *count.entry(*tx).or_default() += 1;
+            let Some((sender, nonce)) = history.sent.get(tx) else {
+                verdict.unknown += 1;
+                verdict.fail(format!(
+                    "block {} holds {tx}, which no client sent",
+                    block.number
+                ));
+                continue;
+            };
+            let expected = next_nonce.entry(*sender).or_default();
+            if *nonce != *expected {
+                verdict.nonce_breaks += 1;
+                verdict.fail(format!(
+                    "block {}: {sender} nonce {nonce} where {expected} was next",
+                    block.number
+                ));
+            }
+            *expected = nonce + 1;
+        }
+    }
+    for (tx, n) in &count {
+        if *n > 1 {
+            verdict.duplicated += 1;
+            verdict.fail(format!("{tx} is included {n} times"));
+        }
+    }
+    for tx in &history.acked {
+        match count.get(tx) {
+            Some(_) => verdict.acked_included += 1,
+            None => {
+                verdict.lost += 1;
+                verdict.fail(format!("acknowledged {tx} is in no block"));
+            }
+        }
+    }
+    verdict.unanswered_included = history
+        .unanswered
+        .iter()
+        .filter(|tx| count.contains_key(*tx))
+        .count();
+    Ok(verdict)
+}
