@@ -15,6 +15,7 @@
 
 mod log_store;
 mod network;
+mod readiness;
 mod state_machine;
 mod status;
 mod types;
@@ -29,6 +30,7 @@ use tokio::{sync::mpsc, sync::watch, task::JoinHandle};
 
 pub use log_store::LogStore;
 pub use network::NetworkFactory;
+pub use readiness::{CATCH_UP_LAG, ChangeReason, LeaderChange, Readiness};
 pub use state_machine::{ChainView, StateMachine};
 pub use status::{MemberInfo, NodeStatus, Role, Suffrage};
 pub use types::{Raft, TypeConfig};
@@ -53,6 +55,10 @@ pub struct ConsensusConfig {
     pub election_timeout_max: Duration,
     /// Build a snapshot after this many applied entries (and purge the log behind it).
     pub snapshot_every: u64,
+    /// Never stand for election (invariant 5).
+    pub standby_only: bool,
+    /// The chain's block time: a head older than three of them is unhealthy.
+    pub block_time: Duration,
 }
 
 impl ConsensusConfig {
@@ -86,7 +92,10 @@ pub struct Consensus {
     node_id: NodeId,
     raft: Raft,
     chain: watch::Receiver<ChainView>,
+    readiness: Arc<readiness::ReadinessState>,
+    block_time: Duration,
     server: Arc<JoinHandle<()>>,
+    watcher: Arc<JoinHandle<()>>,
 }
 
 impl Consensus {
@@ -102,22 +111,35 @@ impl Consensus {
         let raft_config = config.raft_config()?;
         let (state_machine, chain) =
             StateMachine::open(store.clone(), spec).map_err(ConsensusError::StateMachine)?;
+        // Invariant 5: a node whose storage or executor cannot reproduce its own
+        // head runs as a follower only.
+        let self_check = baton_execution::self_check(&store, spec.chain_id);
+        if let Err(why) = &self_check {
+            tracing::error!(%why, "self-check failed: this node will not lead");
+        }
+        let readiness =
+            readiness::ReadinessState::new(config.node_id, config.standby_only, self_check);
         let raft = Raft::new(
             config.node_id,
             raft_config,
-            NetworkFactory::new(network),
+            NetworkFactory::new(network, readiness.clone()),
             LogStore::new(store),
             state_machine,
         )
         .await
         .map_err(|e| ConsensusError::Raft(e.to_string()))?;
-        let server = tokio::spawn(network::serve(raft.clone(), inbound));
-        Ok(Self {
+        let server = tokio::spawn(network::serve(raft.clone(), readiness.clone(), inbound));
+        let mut consensus = Self {
             node_id: config.node_id,
             raft,
             chain,
+            readiness,
+            block_time: config.block_time,
             server: Arc::new(server),
-        })
+            watcher: Arc::new(tokio::spawn(async {})),
+        };
+        consensus.watcher = Arc::new(tokio::spawn(readiness::watch(consensus.clone())));
+        Ok(consensus)
     }
 
     /// Forms the cluster from `members` if this node has never been part of one.
@@ -159,6 +181,7 @@ impl Consensus {
     /// this handle is dropped.
     pub async fn shutdown(&self) {
         self.server.abort();
+        self.watcher.abort();
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }

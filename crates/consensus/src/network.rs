@@ -9,7 +9,7 @@
 //! Only members' peer ids reach `serve` (the p2p allowlist); bytes that do not
 //! decode are answered with [`RaftResponse::Refused`], never a panic.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use baton_p2p::{InboundRequest, Network, PeerId};
 use baton_primitives::{Member, NodeId, codec};
@@ -25,7 +25,10 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::types::{Raft, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote};
+use crate::{
+    readiness::{ChangeReason, ReadinessState},
+    types::{Raft, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote},
+};
 
 type C = TypeConfig;
 
@@ -40,7 +43,8 @@ enum RaftRequest {
         meta: SnapshotMeta,
         data: Vec<u8>,
     },
-    TransferLeader(TransferLeaderRequest<C>),
+    /// A hand-over, with why the leader makes it (recorded by the new leader).
+    TransferLeader(TransferLeaderRequest<C>, Option<ChangeReason>),
 }
 
 /// The answer to a [`RaftRequest`].
@@ -58,11 +62,12 @@ enum RaftResponse {
 #[derive(Debug, Clone)]
 pub struct NetworkFactory {
     network: Network,
+    readiness: Arc<ReadinessState>,
 }
 
 impl NetworkFactory {
-    pub fn new(network: Network) -> Self {
-        Self { network }
+    pub(crate) fn new(network: Network, readiness: Arc<ReadinessState>) -> Self {
+        Self { network, readiness }
     }
 }
 
@@ -72,6 +77,7 @@ impl RaftNetworkFactory<C> for NetworkFactory {
     async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerClient {
         PeerClient {
             network: self.network.clone(),
+            readiness: self.readiness.clone(),
             target,
             peer: node
                 .peer_id
@@ -85,6 +91,7 @@ impl RaftNetworkFactory<C> for NetworkFactory {
 #[derive(Debug)]
 pub struct PeerClient {
     network: Network,
+    readiness: Arc<ReadinessState>,
     target: NodeId,
     peer: Result<PeerId, String>,
 }
@@ -198,8 +205,9 @@ impl RaftNetworkV2<C> for PeerClient {
         req: TransferLeaderRequest<C>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<C>, RPCError<C>> {
+        let why = self.readiness.handover_reason();
         match self
-            .call(RaftRequest::TransferLeader(req), option.hard_ttl())
+            .call(RaftRequest::TransferLeader(req, why), option.hard_ttl())
             .await?
         {
             RaftResponse::TransferLeader(result) => remote(result),
@@ -209,13 +217,18 @@ impl RaftNetworkV2<C> for PeerClient {
 }
 
 /// Answers Raft RPCs from members until the p2p network stops.
-pub(crate) async fn serve(raft: Raft, mut inbound: mpsc::Receiver<InboundRequest>) {
+pub(crate) async fn serve(
+    raft: Raft,
+    readiness: Arc<ReadinessState>,
+    mut inbound: mpsc::Receiver<InboundRequest>,
+) {
     while let Some(request) = inbound.recv().await {
         let raft = raft.clone();
+        let readiness = readiness.clone();
         // Each request on its own task: a slow snapshot install must not hold up
         // heartbeats, and votes must not wait behind appends.
         tokio::spawn(async move {
-            let response = handle(&raft, &request.payload).await;
+            let response = handle(&raft, &readiness, &request.payload).await;
             match codec::encode(&response) {
                 Ok(bytes) => request.respond(bytes),
                 Err(e) => tracing::warn!(error = %e, "cannot encode a Raft response"),
@@ -224,7 +237,7 @@ pub(crate) async fn serve(raft: Raft, mut inbound: mpsc::Receiver<InboundRequest
     }
 }
 
-async fn handle(raft: &Raft, payload: &[u8]) -> RaftResponse {
+async fn handle(raft: &Raft, readiness: &ReadinessState, payload: &[u8]) -> RaftResponse {
     let request: RaftRequest = match codec::decode(payload) {
         Ok(request) => request,
         Err(e) => {
@@ -247,10 +260,15 @@ async fn handle(raft: &Raft, payload: &[u8]) -> RaftResponse {
                     .map_err(RaftError::Fatal),
             )
         }
-        RaftRequest::TransferLeader(req) => RaftResponse::TransferLeader(
-            raft.handle_transfer_leader(req)
-                .await
-                .map_err(RaftError::Fatal),
-        ),
+        RaftRequest::TransferLeader(req, why) => {
+            if let Some(why) = why {
+                readiness.received_handover(why);
+            }
+            RaftResponse::TransferLeader(
+                raft.handle_transfer_leader(req)
+                    .await
+                    .map_err(RaftError::Fatal),
+            )
+        }
     }
 }

@@ -8,7 +8,7 @@ use baton_primitives::{Member, NodeId};
 use openraft::{ServerState, type_config::async_runtime::WatchReceiver};
 use serde::{Deserialize, Serialize};
 
-use crate::Consensus;
+use crate::{Consensus, LeaderChange, Readiness};
 
 /// This node's part in the group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,21 +76,36 @@ pub struct NodeStatus {
     pub committed_index: u64,
     pub head_number: u64,
     pub head_hash: B256,
+    /// Whether this node may lead (invariant 5), and if not, why.
+    pub readiness: Readiness,
+    /// Raft runs here and the chain it applies has not stalled (a block committed
+    /// within three block times).
+    pub healthy: bool,
+    /// The last change of leader this node saw, and why where it knows.
+    pub last_leader_change: Option<LeaderChange>,
 }
 
 impl Consensus {
     pub fn status(&self) -> NodeStatus {
         let metrics = self.raft.metrics().borrow_watched().clone();
         let chain = self.chain.borrow();
+        let committed = metrics.local_committed.as_ref().map_or(0, |id| id.index());
         NodeStatus {
             id: self.node_id,
             role: metrics.state.into(),
             term: metrics.current_term,
             leader_id: metrics.current_leader,
             applied_index: chain.applied_index,
-            committed_index: metrics.local_committed.as_ref().map_or(0, |id| id.index()),
+            committed_index: committed,
             head_number: chain.head.number(),
             head_hash: chain.head.hash,
+            readiness: self.readiness_of(committed, chain.applied_index),
+            // The head opened one block time before it was sealed; three more
+            // block times without a new block is a stall (invariant 6's bound).
+            healthy: metrics.state != ServerState::Shutdown
+                && now_ms().saturating_sub(chain.head_start_ms)
+                    <= 4 * self.block_time.as_millis() as u64,
+            last_leader_change: self.last_leader_change(),
         }
     }
 
@@ -142,4 +157,10 @@ fn info(id: NodeId, member: &Member, voter: bool) -> MemberInfo {
             Suffrage::Nonvoter
         },
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -17,6 +17,7 @@ mod builder;
 mod call;
 mod commit;
 mod error;
+mod self_check;
 mod state;
 
 pub use block::{BlockStep, apply_entry, check_start, next_base_fee, seal_header};
@@ -26,4 +27,5 @@ pub use call::{
 };
 pub use commit::{write_genesis, write_sealed};
 pub use error::ExecutionError;
+pub use self_check::self_check;
 pub use state::{StateError, StoreDb};

@@ -1,4 +1,5 @@
-//! `baton bench failover`: how long the chain stops when the leader is killed.
+//! `baton bench failover`: how long the chain stops when the leader is killed;
+//! `baton bench rotation`: how a planned hand-over looks from outside.
 //!
 //! Runs its own local cluster, then, round after round: SIGKILLs the leader at a
 //! different point in the block cycle, measures the time from the kill to the
@@ -11,10 +12,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use baton_primitives::NodeId;
 use clap::Args;
 use eyre::bail;
 
 use crate::{
+    client,
     cluster::{Cluster, ClusterSpec},
     config::ConfigFile,
 };
@@ -162,4 +165,94 @@ mod tests {
         assert_eq!(percentile(&samples, 0.0), Duration::from_millis(1));
         assert_eq!(percentile(&[], 50.0), Duration::ZERO);
     }
+}
+
+#[derive(Debug, Args)]
+pub struct RotationArgs {
+    /// Hand-overs to measure.
+    #[arg(long, default_value_t = 100)]
+    pub rounds: usize,
+    /// The leader hands over after every this many sealed blocks.
+    #[arg(long, default_value_t = 1)]
+    pub every: u64,
+    #[command(flatten)]
+    pub cluster: BenchCluster,
+}
+
+/// `baton bench rotation`: runs a cluster with `--rotation-blocks`, watches block
+/// arrivals at one node, and reports the interval between the last block of each
+/// leader and the first of the next (planned rotation should look like any other
+/// block interval: block time, give or take).
+pub async fn rotation(args: RotationArgs) -> eyre::Result<()> {
+    if args.every == 0 || args.rounds == 0 {
+        bail!("--every and --rounds must be above zero");
+    }
+    let extra = ConfigFile {
+        rotation_blocks: Some(args.every),
+        ..ConfigFile::default()
+    };
+    let (_temp, mut cluster) = start_cluster(&args.cluster, extra).await?;
+    cluster.wait_for_height(2, Duration::from_secs(30)).await?;
+    let observer = cluster.nodes[0].rpc_url.clone();
+    let timeout = Duration::from_millis(500);
+
+    // Block number -> (when the observer first served it, who led then).
+    let mut arrivals: Vec<(u64, Instant, Option<NodeId>)> = Vec::new();
+    let mut last = client::node_status(&observer, timeout).await?.head_number;
+    let deadline = Instant::now()
+        + Duration::from_millis(
+            args.cluster.block_time_ms * args.every * (args.rounds as u64 + 5) * 3,
+        );
+    let mut handovers = Vec::new();
+    while handovers.len() < args.rounds {
+        if Instant::now() > deadline {
+            bail!("only {} hand-overs before the deadline", handovers.len());
+        }
+        let status = client::node_status(&observer, timeout).await?;
+        if status.head_number > last {
+            let now = Instant::now();
+            if status.head_number == last + 1 {
+                arrivals.push((status.head_number, now, status.leader_id));
+            }
+            last = status.head_number;
+            // Block k+1 after a rotation point k: the first block of the next leader.
+            if let [.., (k, at_k, leader_k), (k1, at_k1, leader_k1)] = arrivals[..]
+                && k1 == k + 1
+                && k % args.every == 0
+            {
+                handovers.push((at_k1 - at_k, leader_k != leader_k1));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+
+    let verified = crate::cluster::check_identical_chains(&cluster).await?;
+    cluster.stop_all(Duration::from_secs(5));
+    let changed = handovers.iter().filter(|(_, changed)| *changed).count();
+    let mut gaps: Vec<Duration> = handovers.into_iter().map(|(gap, _)| gap).collect();
+    gaps.sort();
+    let bound = Duration::from_millis(args.cluster.block_time_ms + 50);
+    let within = gaps.iter().filter(|g| **g <= bound).count();
+    let ms = |d: Duration| d.as_millis();
+    println!(
+        "rotation every {} block(s), block time {} ms, {} nodes: {} hand-overs ({changed} seen as a change of leader at node 1)",
+        args.every,
+        args.cluster.block_time_ms,
+        args.cluster.nodes,
+        gaps.len()
+    );
+    println!(
+        "last block of a leader -> first of the next: p50 {} ms, p90 {} ms, p99 {} ms, max {} ms, min {} ms; {within} of {} within block time + 50 ms",
+        ms(percentile(&gaps, 50.0)),
+        ms(percentile(&gaps, 90.0)),
+        ms(percentile(&gaps, 99.0)),
+        ms(percentile(&gaps, 100.0)),
+        ms(percentile(&gaps, 0.0)),
+        gaps.len()
+    );
+    println!(
+        "all {} nodes hold identical blocks 0..={verified}",
+        args.cluster.nodes
+    );
+    Ok(())
 }

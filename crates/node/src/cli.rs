@@ -49,6 +49,8 @@ pub enum BenchCommand {
     Failover(FailoverArgs),
     /// Send pre-signed transfers at a fixed concurrency; report throughput and latency.
     Tps(crate::bench_tps::TpsArgs),
+    /// Rotate leadership every N blocks; report the hand-over's block interval.
+    Rotation(crate::bench::RotationArgs),
 }
 
 #[derive(Debug, Args)]
@@ -106,6 +108,17 @@ pub struct NodeArgs {
     /// (tests and `baton chaos` only).
     #[arg(long, hide = true)]
     pub fault_injection: bool,
+    /// Never stand for election: follow, serve RPC, and hand leadership on at once
+    /// if it arrives anyway.
+    #[arg(long)]
+    pub standby_only: bool,
+    /// Hand leadership to the next ready member (round-robin by id) after every N
+    /// sealed blocks; 0 turns rotation off.
+    #[arg(long)]
+    pub rotation_blocks: Option<u64>,
+    /// Lead without ever producing a block (tests of step-down only).
+    #[arg(long, hide = true)]
+    pub fault_no_produce: bool,
     /// A member: id=N,peer=PEER_ID,p2p=MULTIADDR,rpc=URL (repeat for each; replaces the file's list).
     #[arg(long = "member")]
     pub members: Vec<MemberEntry>,
@@ -132,6 +145,9 @@ impl NodeArgs {
             coinbase: self.coinbase,
             dev_accounts: self.dev_accounts,
             fault_injection: self.fault_injection.then_some(true),
+            standby_only: self.standby_only.then_some(true),
+            rotation_blocks: self.rotation_blocks,
+            fault_no_produce: self.fault_no_produce.then_some(true),
             members: self.members,
         };
         Ok(file.overridden_by(flags).resolve()?)
@@ -155,6 +171,7 @@ pub async fn run(cli: Cli) -> eyre::Result<()> {
         }
         Command::Bench(BenchCommand::Failover(args)) => crate::bench::failover(args).await,
         Command::Bench(BenchCommand::Tps(args)) => crate::bench_tps::tps(args).await,
+        Command::Bench(BenchCommand::Rotation(args)) => crate::bench::rotation(args).await,
         Command::Chaos(args) => crate::chaos::run(args).await,
     }
 }

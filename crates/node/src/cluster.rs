@@ -4,6 +4,7 @@
 use std::{
     fs,
     net::TcpListener,
+    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
     sync::atomic::{AtomicU32, Ordering},
@@ -170,13 +171,24 @@ impl Cluster {
             .create(true)
             .append(true)
             .open(&node.log_path)?;
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        command
             .arg("node")
             .arg("--config")
             .arg(&node.config_path)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
+            .stderr(log);
+        // SAFETY: prctl(2) is async-signal-safe; the closure allocates nothing.
+        // A node dies with the tool that started it, even one killed outright,
+        // so no orphaned node holds the cluster's ports.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command
             .spawn()
             .wrap_err_with(|| format!("cannot run {}", binary.display()))?;
         node.child = Some(child);

@@ -69,6 +69,12 @@ pub struct ConfigFile {
     pub dev_accounts: Option<u32>,
     /// Serve the fault-injection RPC (tests and the chaos harness only).
     pub fault_injection: Option<bool>,
+    /// Never stand for election (a standby that only follows).
+    pub standby_only: Option<bool>,
+    /// Hand leadership to the next ready member after every N sealed blocks (0 = off).
+    pub rotation_blocks: Option<u64>,
+    /// Test-only fault: lead without ever producing a block.
+    pub fault_no_produce: Option<bool>,
     #[serde(default)]
     pub members: Vec<MemberEntry>,
 }
@@ -143,6 +149,9 @@ impl ConfigFile {
             coinbase: other.coinbase.or(self.coinbase),
             dev_accounts: other.dev_accounts.or(self.dev_accounts),
             fault_injection: other.fault_injection.or(self.fault_injection),
+            standby_only: other.standby_only.or(self.standby_only),
+            rotation_blocks: other.rotation_blocks.or(self.rotation_blocks),
+            fault_no_produce: other.fault_no_produce.or(self.fault_no_produce),
             members: if other.members.is_empty() {
                 self.members
             } else {
@@ -197,6 +206,9 @@ impl ConfigFile {
             coinbase: self.coinbase.unwrap_or(Address::ZERO),
             dev_accounts: self.dev_accounts.unwrap_or(DEV_ACCOUNTS),
             fault_injection: self.fault_injection.unwrap_or(false),
+            standby_only: self.standby_only.unwrap_or(false),
+            rotation_blocks: self.rotation_blocks.unwrap_or(0),
+            fault_no_produce: self.fault_no_produce.unwrap_or(false),
             members,
         })
     }
@@ -322,6 +334,12 @@ pub struct NodeConfig {
     pub dev_accounts: u32,
     /// Serves `baton_faultPartition`; never set in production.
     pub fault_injection: bool,
+    /// Never stands for election.
+    pub standby_only: bool,
+    /// Hands leadership on after every this many sealed blocks (0 = never).
+    pub rotation_blocks: u64,
+    /// Leads without producing (a test-only fault).
+    pub fault_no_produce: bool,
     pub members: BTreeMap<NodeId, ResolvedMember>,
 }
 

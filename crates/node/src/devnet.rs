@@ -35,6 +35,10 @@ pub struct DevnetArgs {
     /// Fund this many accounts of the dev mnemonic with 10,000 ETH each.
     #[arg(long, default_value_t = DEV_ACCOUNTS)]
     pub accounts: u32,
+    /// Every node hands leadership to the next (round-robin by id) after every N
+    /// sealed blocks; 0 = off.
+    #[arg(long, default_value_t = 0)]
+    pub rotation_blocks: u64,
 }
 
 pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
@@ -56,6 +60,7 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
         block_time_ms: args.block_time_ms,
         extra: ConfigFile {
             dev_accounts: Some(args.accounts),
+            rotation_blocks: Some(args.rotation_blocks),
             ..ConfigFile::default()
         },
     })?;

@@ -31,6 +31,7 @@ pub struct Node {
     rpc: ServerHandle,
     rpc_addr: SocketAddr,
     sequencer: JoinHandle<()>,
+    readiness_poller: JoinHandle<()>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -81,6 +82,8 @@ pub async fn launch(
         election_timeout_min: config.timing.election_timeout_min,
         election_timeout_max: config.timing.election_timeout_max,
         snapshot_every: config.snapshot_every,
+        standby_only: config.standby_only,
+        block_time: config.timing.block_time,
     };
     let consensus = Consensus::start(
         &consensus_config,
@@ -100,6 +103,11 @@ pub async fn launch(
         )
         .await?;
 
+    let (members, readiness_poller) = crate::peers::watch_readiness(
+        consensus.clone(),
+        (config.timing.block_time / 4)
+            .clamp(Duration::from_millis(100), Duration::from_millis(500)),
+    );
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (sequencer, submit) = Sequencer::new(
         SequencerConfig {
@@ -107,6 +115,9 @@ pub async fn launch(
             block_time: config.timing.block_time,
             gas_limit: spec.gas_limit,
             coinbase: config.coinbase,
+            rotation_blocks: config.rotation_blocks,
+            members,
+            fault_no_produce: config.fault_no_produce,
         },
         consensus.clone(),
         store.clone(),
@@ -141,6 +152,7 @@ pub async fn launch(
         rpc,
         rpc_addr,
         sequencer,
+        readiness_poller,
         shutdown,
     })
 }
@@ -194,6 +206,7 @@ impl Node {
         let _ = self.rpc.stop();
         self.rpc.stopped().await;
         let _ = self.sequencer.await;
+        self.readiness_poller.abort();
         self.consensus.shutdown().await;
         self.network.shutdown().await;
     }

@@ -17,4 +17,5 @@ pub mod cluster;
 pub mod config;
 pub mod devnet;
 pub mod launch;
+pub mod peers;
 pub mod status;

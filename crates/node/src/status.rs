@@ -24,7 +24,7 @@ pub async fn run(args: StatusArgs) -> eyre::Result<()> {
     if args.this_node {
         let s = client::node_status(&args.rpc, timeout).await?;
         println!(
-            "id={} role={} term={} leader={} head={} applied={} committed={} hash={}",
+            "id={} role={} term={} leader={} head={} applied={} committed={} ready={} healthy={} hash={}",
             s.id,
             s.role,
             s.term,
@@ -32,6 +32,8 @@ pub async fn run(args: StatusArgs) -> eyre::Result<()> {
             s.head_number,
             s.applied_index,
             s.committed_index,
+            s.readiness.is_ready(),
+            s.healthy,
             s.head_hash
         );
         return Ok(());
@@ -46,17 +48,28 @@ pub async fn run(args: StatusArgs) -> eyre::Result<()> {
     Ok(())
 }
 
-/// Prints one row per node: id, RPC URL, pid (when known), role, term, leader, head.
+/// Prints one row per node: id, RPC URL, pid (when known), role, term, leader,
+/// head, applied index, health, readiness, the last change of leader it saw and why, and
+/// the head hash.
 pub fn print_table(rows: &BTreeMap<NodeId, (String, Option<u32>, Option<NodeStatus>)>) {
     println!(
-        "{:<5} {:<24} {:<8} {:<12} {:>5} {:>7} {:>8} {:>9} {:>9}  head hash",
-        "node", "rpc", "pid", "role", "term", "leader", "head", "applied", "committed"
+        "{:<5} {:<24} {:<8} {:<10} {:>5} {:>6} {:>7} {:>8}  {:<26} {:<28} head hash",
+        "node",
+        "rpc",
+        "pid",
+        "role",
+        "term",
+        "leader",
+        "head",
+        "applied",
+        "readiness",
+        "last leader change"
     );
     for (id, (url, pid, status)) in rows {
         let pid = pid.map_or("-".to_string(), |p| p.to_string());
         match status {
             Some(s) => println!(
-                "{:<5} {:<24} {:<8} {:<12} {:>5} {:>7} {:>8} {:>9} {:>9}  {}",
+                "{:<5} {:<24} {:<8} {:<10} {:>5} {:>6} {:>7} {:>8}  {:<9} {:<26} {:<28} {}",
                 id,
                 url,
                 pid,
@@ -65,7 +78,16 @@ pub fn print_table(rows: &BTreeMap<NodeId, (String, Option<u32>, Option<NodeStat
                 s.leader_id.map_or("-".to_string(), |l| l.to_string()),
                 s.head_number,
                 s.applied_index,
-                s.committed_index,
+                if s.healthy { "healthy" } else { "unhealthy" },
+                s.readiness.to_string(),
+                s.last_leader_change
+                    .as_ref()
+                    .map_or("-".to_string(), |c| format!(
+                        "term {} node {} ({})",
+                        c.term,
+                        c.leader.map_or("-".to_string(), |l| l.to_string()),
+                        c.reason
+                    )),
                 s.head_hash
             ),
             None => println!("{id:<5} {url:<24} {pid:<8} unreachable"),

@@ -7,9 +7,9 @@ use std::{
 };
 
 use alloy_primitives::{Address, B256, Bytes, keccak256};
-use baton_consensus::{ChainView, Consensus};
+use baton_consensus::{ChainView, ChangeReason, Consensus};
 use baton_execution::{BlockBuilder, TxError, next_base_fee};
-use baton_primitives::{BlockEnd, BlockStart, SequencerEntry, TxBatch};
+use baton_primitives::{BlockEnd, BlockStart, NodeId, SequencerEntry, TxBatch};
 use baton_storage::Store;
 use openraft::{ReadPolicy, type_config::async_runtime::WatchReceiver};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -19,17 +19,31 @@ use crate::{
         AdmissionError, GAP_PATIENCE, MAX_BATCH, MAX_GAPPED, MAX_GAPPED_PER_SENDER, Submission,
         SubmitHandle,
     },
-    policy::{Action, Observed, next_action},
+    policy::{
+        Action, Observed, STEP_DOWN_COOL_DOWN_BLOCKS, next_action, rotation_due, stalled, successor,
+    },
 };
 
-/// How the leader builds blocks.
+/// How the leader builds blocks and hands leadership on.
 #[derive(Debug, Clone)]
 pub struct SequencerConfig {
     pub chain_id: u64,
     pub block_time: Duration,
     pub gas_limit: u64,
     pub coinbase: Address,
+    /// Hand leadership to the next ready member after every this many sealed
+    /// blocks (0 = never).
+    pub rotation_blocks: u64,
+    /// Every member's readiness as last seen (id, ready), this node's included:
+    /// where a hand-over goes.
+    pub members: watch::Receiver<Vec<(NodeId, bool)>>,
+    /// Test-only fault: lead but never produce, like a hung executor.
+    pub fault_no_produce: bool,
 }
+
+/// How long a leader that handed over waits for its successor before it produces
+/// again itself (the successor may be unreachable).
+const HANDOVER_PATIENCE: Duration = Duration::from_secs(2);
 
 /// Produces blocks whenever this node leads.
 #[derive(Debug)]
@@ -38,6 +52,8 @@ pub struct Sequencer {
     consensus: Consensus,
     store: Store,
     submissions: mpsc::Receiver<Submission>,
+    /// The term in which this node handed leadership on, and when.
+    handed_over: Option<(u64, Instant)>,
 }
 
 type Reply = oneshot::Sender<Result<B256, AdmissionError>>;
@@ -156,6 +172,7 @@ impl Sequencer {
                 consensus,
                 store,
                 submissions,
+                handed_over: None,
             },
             handle,
         )
@@ -163,13 +180,22 @@ impl Sequencer {
 
     /// Runs until `shutdown` flips to true.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let watchdog = tokio::spawn(watchdog(self.consensus.clone(), self.config.clone()));
+        self.serve(&mut shutdown).await;
+        watchdog.abort();
+    }
+
+    async fn serve(&mut self, shutdown: &mut watch::Receiver<bool>) {
         let mut metrics = self.consensus.raft().metrics();
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            if self.consensus.is_leader() {
-                let term = self.consensus.status().term;
+            let term = self.consensus.status().term;
+            let waiting_for_successor = self
+                .handed_over
+                .is_some_and(|(t, at)| t == term && at.elapsed() < HANDOVER_PATIENCE);
+            if self.consensus.is_leader() && !waiting_for_successor {
                 tokio::select! {
                     why = self.lead(term) => {
                         tracing::info!(term, %why, "stopped producing blocks");
@@ -179,6 +205,8 @@ impl Sequencer {
             }
             tokio::select! {
                 changed = metrics.changed() => if changed.is_err() { return },
+                // A leader waiting for its successor looks again when its patience ends.
+                _ = tokio::time::sleep(HANDOVER_PATIENCE), if waiting_for_successor => {}
                 Some(submission) = self.submissions.recv() => {
                     // Not leading: the caller forwards to whoever is.
                     let _ = submission.reply.send(Err(AdmissionError::NotLeader));
@@ -204,6 +232,13 @@ impl Sequencer {
 
     async fn produce(&mut self, term: u64, state: &mut Leading) -> String {
         let raft = self.consensus.raft().clone();
+        // DESIGN invariant 5: a node that is not ready hands leadership on at once.
+        let readiness = self.consensus.readiness();
+        if !readiness.is_ready()
+            && let Some(why) = self.hand_over(term, ChangeReason::NotReady).await
+        {
+            return format!("{readiness}: {why}");
+        }
         // DESIGN invariant 2: produce nothing until every entry in our log as of the
         // election is applied. The read barrier waits for this term's blank entry
         // to commit and for the state machine to apply up to it.
@@ -223,6 +258,13 @@ impl Sequencer {
             return e.to_string();
         }
         let mut chain = self.consensus.chain();
+        if self.config.fault_no_produce {
+            tracing::warn!("fault injection: leading without producing");
+            while self.consensus.is_leader() && self.consensus.status().term == term {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            return "no longer leader (fault: never produced)".into();
+        }
         tracing::info!(
             head = chain.borrow().head.number(),
             "leading: producing blocks"
@@ -324,12 +366,36 @@ impl Sequencer {
                     Err(why) => return why,
                 },
             };
+            let sealed = match &entry {
+                SequencerEntry::BlockEnd(end) => Some(end.number),
+                _ => None,
+            };
             // Returns once the entry is committed and applied here, so the next
             // decision sees its effect.
             if let Err(e) = raft.client_write(entry).await {
                 return e.to_string();
             }
+            if let Some(number) = sealed
+                && rotation_due(number, self.config.rotation_blocks)
+                && let Some(why) = self.hand_over(term, ChangeReason::Rotation).await
+            {
+                return format!("rotation after block {number}: {why}");
+            }
         }
+    }
+
+    /// Hands leadership to the next ready member (round-robin by id); returns what
+    /// happened, or `None` when no member is ready to take it (then we keep it).
+    async fn hand_over(&mut self, term: u64, why: ChangeReason) -> Option<String> {
+        let me = self.consensus.node_id();
+        let to = successor(me, self.config.members.borrow().iter().copied())?;
+        self.consensus.note_handover(term, to, why);
+        if let Err(e) = self.consensus.raft().trigger().transfer_leader(to).await {
+            return Some(format!("could not hand over to node {to}: {e}"));
+        }
+        self.handed_over = Some((term, Instant::now()));
+        tracing::info!(term, to, %why, "handing leadership on");
+        Some(format!("handed leadership to node {to} ({why})"))
     }
 
     /// The speculative open block, rebuilt from the store when it does not match
@@ -489,4 +555,57 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// DESIGN invariant 6: while this node leads, watches that blocks keep being
+/// committed; after [`policy::STALL_BLOCKS`](crate::policy::STALL_BLOCKS) block times
+/// without a `BlockStart` or `BlockEnd` it stops standing for election for a
+/// cool-down and hands leadership to the next ready member. It runs apart from the
+/// producing loop, so a hung executor or a full disk there does not stop it. A
+/// leader that cannot talk at all is replaced by the others' election anyway.
+async fn watchdog(consensus: Consensus, config: SequencerConfig) {
+    let block_time_ms = config.block_time.as_millis() as u64;
+    let mut chain = consensus.chain();
+    let mut seen: Option<(u64, u64, Option<u64>)> = None;
+    let mut progress_ms = now_ms();
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let term = consensus.status().term;
+        let view = chain.borrow_and_update().clone();
+        let position = (
+            term,
+            view.head.number(),
+            view.open.as_ref().map(|o| o.number),
+        );
+        // Progress is a new block opened or sealed, or a new term (a new leader
+        // gets its own full bound).
+        if seen != Some(position) {
+            seen = Some(position);
+            progress_ms = now_ms();
+        }
+        if !consensus.is_leader() || !stalled(now_ms(), progress_ms, block_time_ms) {
+            continue;
+        }
+        consensus.stepped_down(config.block_time * STEP_DOWN_COOL_DOWN_BLOCKS);
+        let Some(to) = successor(consensus.node_id(), config.members.borrow().iter().copied())
+        else {
+            tracing::error!(
+                term,
+                "stalled as leader and no member is ready to take over"
+            );
+            progress_ms = now_ms();
+            continue;
+        };
+        tracing::warn!(
+            term,
+            to,
+            "no block committed for {}ms: stepping down",
+            now_ms() - progress_ms
+        );
+        consensus.note_handover(term, to, ChangeReason::StepDown);
+        if let Err(e) = consensus.raft().trigger().transfer_leader(to).await {
+            tracing::error!(term, to, error = %e, "step-down transfer failed");
+        }
+        progress_ms = now_ms();
+    }
 }

@@ -1,4 +1,5 @@
-//! When to open and seal blocks: a pure function of the applied chain and the clock.
+//! When to open and seal blocks, and when and to whom to hand leadership on: pure
+//! functions of the applied chain, the members' readiness and the clock.
 //!
 //! Blocks are cut by time: block `n+1` opens `block_time` after block `n` opened
 //! (so the schedule does not drift by commit latency), and is sealed `block_time`
@@ -52,6 +53,43 @@ pub fn next_action(o: Observed) -> Action {
             }
         }
     }
+}
+
+/// A leader that committed no `BlockStart`/`BlockEnd` for this many block times
+/// has stalled and must step down (DESIGN invariant 6).
+pub const STALL_BLOCKS: u32 = 3;
+
+/// How long a node that stepped down stays out of elections: long enough for the
+/// next leader to prove itself, so a bad node does not win leadership straight back.
+pub const STEP_DOWN_COOL_DOWN_BLOCKS: u32 = 10;
+
+/// Whether a leader whose chain last moved at `last_progress_ms` has stalled.
+pub fn stalled(now_ms: u64, last_progress_ms: u64, block_time_ms: u64) -> bool {
+    now_ms.saturating_sub(last_progress_ms) >= u64::from(STALL_BLOCKS) * block_time_ms
+}
+
+/// Whether sealing block `sealed` is a planned rotation point (`every` 0 = never).
+pub fn rotation_due(sealed: u64, every: u64) -> bool {
+    every > 0 && sealed > 0 && sealed % every == 0
+}
+
+/// The member to hand leadership to: the first ready one after `me` in id order,
+/// wrapping around (round-robin); never `me`.
+pub fn successor<I>(me: u64, members: I) -> Option<u64>
+where
+    I: IntoIterator<Item = (u64, bool)>,
+{
+    let mut ready: Vec<u64> = members
+        .into_iter()
+        .filter(|(id, ready)| *ready && *id != me)
+        .map(|(id, _)| id)
+        .collect();
+    ready.sort_unstable();
+    ready
+        .iter()
+        .copied()
+        .find(|id| *id > me)
+        .or_else(|| ready.first().copied())
 }
 
 #[cfg(test)]
@@ -115,5 +153,33 @@ mod tests {
                 assert!(timestamp_ms >= 5_000 && timestamp_ms <= now);
             }
         }
+    }
+
+    #[test]
+    fn the_successor_is_the_next_ready_member_round_robin() {
+        let members = [(1, true), (2, false), (3, true), (4, true)];
+        assert_eq!(successor(1, members), Some(3));
+        assert_eq!(successor(3, members), Some(4));
+        assert_eq!(successor(4, members), Some(1));
+        assert_eq!(successor(2, members), Some(3));
+        assert_eq!(successor(1, [(1, true), (2, false)]), None);
+    }
+
+    #[test]
+    fn a_leader_stalls_after_three_block_times_without_progress() {
+        assert!(!stalled(10_000 + 2_999, 10_000, 1_000));
+        assert!(stalled(10_000 + 3_000, 10_000, 1_000));
+        assert!(
+            !stalled(5_000, 10_000, 1_000),
+            "a clock step back is not a stall"
+        );
+    }
+
+    #[test]
+    fn rotation_falls_on_every_nth_sealed_block() {
+        assert!(rotation_due(10, 5));
+        assert!(!rotation_due(11, 5));
+        assert!(!rotation_due(10, 0), "0 turns rotation off");
+        assert!(!rotation_due(0, 5));
     }
 }

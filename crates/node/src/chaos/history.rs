@@ -91,50 +91,49 @@ pub(super) async fn check(
         violations: history.violations.clone(),
         ..Default::default()
     };
-    let mut chains = Vec::new();
-    for (id, url) in urls {
-        let client = HttpClientBuilder::default()
-            .request_timeout(Duration::from_secs(10))
-            .build(url)?;
-        let mut blocks = Vec::new();
-        let mut receipts = Vec::new();
-        for number in 0..=height {
+    let clients = urls
+        .iter()
+        .map(|(id, url)| {
+            let client = HttpClientBuilder::default()
+                .request_timeout(Duration::from_secs(30))
+                .build(url)?;
+            Ok((*id, client))
+        })
+        .collect::<eyre::Result<Vec<_>>>()?;
+    // Height by height, so memory holds one block's receipts, not the chain's:
+    // every node must hold the same block and serve the same receipts.
+    let mut reference: Vec<BlockSummary> = Vec::new();
+    for number in 0..=height {
+        let mut first: Option<(NodeId, BlockSummary, serde_json::Value)> = None;
+        for (id, client) in &clients {
+            let tag = format!("{number:#x}");
             let block: Option<BlockSummary> = client
-                .request(
-                    "eth_getBlockByNumber",
-                    rpc_params![format!("{number:#x}"), false],
-                )
+                .request("eth_getBlockByNumber", rpc_params![tag.clone(), false])
                 .await?;
             let block = block.ok_or_else(|| eyre::eyre!("node {id} has no block {number}"))?;
-            let block_receipts: serde_json::Value = client
-                .request("eth_getBlockReceipts", rpc_params![format!("{number:#x}")])
+            let receipts: serde_json::Value = client
+                .request("eth_getBlockReceipts", rpc_params![tag])
                 .await?;
-            blocks.push(block);
-            receipts.push(block_receipts);
-        }
-        chains.push((*id, blocks, receipts));
-    }
-
-    // Every node holds the same chain and serves the same receipts.
-    let (first_id, reference, reference_receipts) = &chains[0];
-    for (id, blocks, receipts) in &chains[1..] {
-        for (number, (ours, theirs)) in reference.iter().zip(blocks).enumerate() {
-            if ours != theirs {
+            let Some((first_id, ours, our_receipts)) = &first else {
+                first = Some((*id, block, receipts));
+                continue;
+            };
+            if *ours != block {
                 verdict.chain_mismatches += 1;
                 verdict.fail(format!(
                     "block {number}: node {first_id} has {}, node {id} has {}",
-                    ours.hash, theirs.hash
+                    ours.hash, block.hash
                 ));
             }
-        }
-        for (number, (ours, theirs)) in reference_receipts.iter().zip(receipts).enumerate() {
-            if ours != theirs {
+            if *our_receipts != receipts {
                 verdict.receipt_mismatches += 1;
                 verdict.fail(format!(
                     "block {number}: receipts differ between node {first_id} and node {id}"
                 ));
             }
         }
+        let (_, block, _) = first.ok_or_else(|| eyre::eyre!("no node to check"))?;
+        reference.push(block);
     }
 
     // Heights run 0..=height with no gap, each block on its parent.
@@ -172,7 +171,7 @@ pub(super) async fn check(
     // Exactly once, nothing unknown, nonces contiguous per sender.
     let mut count: HashMap<B256, usize> = HashMap::new();
     let mut next_nonce: HashMap<Address, u64> = HashMap::new();
-    for block in reference {
+    for block in &reference {
         for tx in &block.transactions {
             verdict.included += 1;
             *count.entry(*tx).or_default() += 1;

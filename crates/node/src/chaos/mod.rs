@@ -295,6 +295,13 @@ async fn schedule(
                 cluster.kill(target)?;
                 tokio::time::sleep(hold).await;
                 cluster.start(target)?;
+                // Still hurt until it serves again: one fault at a time.
+                if let Err(e) = rejoin(cluster, target).await {
+                    bail!(
+                        "node {target} did not come back: {e}\n{}",
+                        log_tail(&cluster.node(target)?.log_path, 20)
+                    );
+                }
             }
             Fault::Stall => {
                 cluster.signal(target, libc::SIGSTOP)?;
@@ -400,14 +407,25 @@ async fn heal_links(urls: &[(NodeId, String)]) -> eyre::Result<()> {
     Ok(())
 }
 
+/// Sets the members `url`'s node blocks, retrying for a while: a node that was just
+/// resumed may take a moment to answer.
 async fn fault_partition(url: &str, blocked: Vec<NodeId>) -> eyre::Result<()> {
     let client = HttpClientBuilder::default()
         .request_timeout(Duration::from_secs(5))
         .build(url)?;
-    client
-        .request::<(), _>("baton_faultPartition", rpc_params![blocked])
-        .await?;
-    Ok(())
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match client
+            .request::<(), _>("baton_faultPartition", rpc_params![blocked.clone()])
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() > deadline => {
+                bail!("baton_faultPartition on {url}: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
 
 /// Resumes, restarts and reconnects every node, so the checker can read them all.

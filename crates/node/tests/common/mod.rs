@@ -43,6 +43,16 @@ fn free_port() -> u16 {
 
 impl TestCluster {
     pub async fn start(size: u64, block_time_ms: u64, snapshot_every: u64) -> Self {
+        Self::start_with(size, block_time_ms, snapshot_every, |_, _| {}).await
+    }
+
+    /// Like [`TestCluster::start`], with `tweak` applied to each node's config first.
+    pub async fn start_with(
+        size: u64,
+        block_time_ms: u64,
+        snapshot_every: u64,
+        tweak: impl Fn(NodeId, &mut NodeConfig),
+    ) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut members = Vec::new();
         let mut ports = BTreeMap::new();
@@ -72,6 +82,8 @@ impl TestCluster {
             }
             .resolve()
             .expect("valid config");
+            let mut config = config;
+            tweak(id, &mut config);
             configs.insert(id, config);
         }
         let mut cluster = Self {

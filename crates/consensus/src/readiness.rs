@@ -1,0 +1,227 @@
+//! DESIGN invariant 5, only a ready node leads: what makes this node ready, and a
+//! task that keeps openraft's election timer off while it is not.
+//!
+//! A node is not ready when it was started `--standby-only`, when its startup
+//! self-check of storage and executor failed, when its applied index is more than
+//! [`CATCH_UP_LAG`] entries behind the commit index it knows, or for a cool-down
+//! after it stepped down for failing to produce (invariant 6), so a bad node does
+//! not win leadership straight back. A node that is not ready never starts an
+//! election (it still votes); one that becomes leader anyway hands leadership on
+//! (the sequencer does that, see `baton-sequencer`).
+
+use std::{
+    fmt,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use baton_primitives::NodeId;
+use openraft::type_config::async_runtime::WatchReceiver;
+use serde::{Deserialize, Serialize};
+
+use crate::Consensus;
+
+/// Applied entries behind the known commit index that count as catching up.
+pub const CATCH_UP_LAG: u64 = 256;
+
+/// Whether this node may lead, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "state")]
+pub enum Readiness {
+    Ready,
+    StandbyOnly,
+    SelfCheckFailed { why: String },
+    CatchingUp { behind: u64 },
+    SteppedDown { for_ms: u64 },
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        *self == Self::Ready
+    }
+}
+
+impl fmt::Display for Readiness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Ready => f.write_str("ready"),
+            Self::StandbyOnly => f.write_str("standby-only"),
+            Self::SelfCheckFailed { why } => write!(f, "self-check failed: {why}"),
+            Self::CatchingUp { behind } => write!(f, "catching up ({behind} behind)"),
+            Self::SteppedDown { for_ms } => write!(f, "stepped down ({for_ms} ms left)"),
+        }
+    }
+}
+
+/// Why leadership last changed hands, as this node saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeReason {
+    /// A follower's election timer ran out (the leader died, stalled or was cut off).
+    Election,
+    /// Planned rotation every N blocks.
+    Rotation,
+    /// The leader committed no block for the stall bound (invariant 6).
+    StepDown,
+    /// The leader was not ready (invariant 5) and handed leadership on.
+    NotReady,
+    /// An operator asked for it.
+    Transfer,
+}
+
+impl fmt::Display for ChangeReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Election => "election",
+            Self::Rotation => "rotation",
+            Self::StepDown => "step-down",
+            Self::NotReady => "not-ready",
+            Self::Transfer => "transfer",
+        })
+    }
+}
+
+/// One change of leader: from whom, to whom, in which term, why, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaderChange {
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    pub reason: ChangeReason,
+    /// Wall clock, milliseconds since the epoch.
+    pub at_ms: u64,
+}
+
+/// The parts of readiness that are not read off Raft's metrics.
+#[derive(Debug)]
+pub(crate) struct ReadinessState {
+    node_id: NodeId,
+    standby_only: bool,
+    self_check: Result<(), String>,
+    stepped_down_until: Mutex<Option<Instant>>,
+    /// A hand-over this node started or received: (term it was started in, target, why).
+    handover: Mutex<Option<(u64, NodeId, ChangeReason)>>,
+    last_change: Mutex<Option<LeaderChange>>,
+}
+
+impl ReadinessState {
+    pub(crate) fn new(
+        node_id: NodeId,
+        standby_only: bool,
+        self_check: Result<(), String>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            node_id,
+            standby_only,
+            self_check,
+            stepped_down_until: Mutex::new(None),
+            handover: Mutex::new(None),
+            last_change: Mutex::new(None),
+        })
+    }
+}
+
+impl ReadinessState {
+    /// Why this node is handing leadership on, if it is.
+    pub(crate) fn handover_reason(&self) -> Option<ChangeReason> {
+        lock(&self.handover).map(|(_, _, why)| why)
+    }
+
+    /// A leader chose this node as its successor, because of `why`.
+    pub(crate) fn received_handover(&self, why: ChangeReason) {
+        *lock(&self.handover) = Some((0, self.node_id, why));
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Consensus {
+    /// Whether this node may stand for election and lead now.
+    pub fn readiness(&self) -> Readiness {
+        self.status().readiness
+    }
+
+    /// Readiness given the commit index this node knows and its applied index.
+    pub(crate) fn readiness_of(&self, committed: u64, applied: u64) -> Readiness {
+        let state = &self.readiness;
+        if state.standby_only {
+            return Readiness::StandbyOnly;
+        }
+        if let Err(why) = &state.self_check {
+            return Readiness::SelfCheckFailed { why: why.clone() };
+        }
+        if let Some(until) = *lock(&state.stepped_down_until) {
+            let left = until.saturating_duration_since(Instant::now());
+            if !left.is_zero() {
+                return Readiness::SteppedDown {
+                    for_ms: left.as_millis() as u64,
+                };
+            }
+        }
+        let behind = committed.saturating_sub(applied);
+        if behind > CATCH_UP_LAG {
+            return Readiness::CatchingUp { behind };
+        }
+        Readiness::Ready
+    }
+
+    /// Marks this node not ready for `cool_down`: it failed to produce as leader.
+    pub fn stepped_down(&self, cool_down: Duration) {
+        *lock(&self.readiness.stepped_down_until) = Some(Instant::now() + cool_down);
+    }
+
+    /// Records that this node, leading in `term`, hands leadership to `to` because of `why`.
+    pub fn note_handover(&self, term: u64, to: NodeId, why: ChangeReason) {
+        *lock(&self.readiness.handover) = Some((term, to, why));
+    }
+
+    /// The last change of leader this node saw, with its reason where it knows it.
+    pub fn last_leader_change(&self) -> Option<LeaderChange> {
+        lock(&self.readiness.last_change).clone()
+    }
+}
+
+/// Keeps openraft's elections on exactly while this node is ready, and records each
+/// change of leader with its reason. Runs until the Raft instance stops.
+pub(crate) async fn watch(consensus: Consensus) {
+    let mut metrics = consensus.raft.metrics();
+    let mut electing = true;
+    let mut seen: Option<(u64, Option<NodeId>)> = None;
+    loop {
+        let ready = consensus.readiness().is_ready();
+        if ready != electing {
+            consensus.raft.runtime_config().elect(ready);
+            electing = ready;
+            tracing::info!(readiness = %consensus.readiness(), "standing for election: {ready}");
+        }
+        let (term, leader) = {
+            let m = metrics.borrow_watched();
+            (m.current_term, m.current_leader)
+        };
+        if leader.is_some() && seen.is_some_and(|(_, l)| l != leader) {
+            let handover = lock(&consensus.readiness.handover).take();
+            let reason = match handover {
+                Some((_, to, why)) if Some(to) == leader => why,
+                _ => ChangeReason::Election,
+            };
+            *lock(&consensus.readiness.last_change) = Some(LeaderChange {
+                term,
+                leader,
+                reason,
+                at_ms: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64),
+            });
+            tracing::info!(term, ?leader, %reason, "leader changed");
+        }
+        if leader.is_some() {
+            seen = Some((term, leader));
+        }
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Leadership on purpose and under failure: planned rotation, the readiness gate
+//! (DESIGN invariant 5) and step-down of a leader that cannot produce (invariant 6).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use baton_consensus::{ChangeReason, Readiness};
+use baton_primitives::NodeId;
+use common::TestCluster;
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// Asks the current leader to hand leadership to `to`, as an operator would.
+async fn transfer_to(cluster: &TestCluster, to: NodeId) {
+    let leader = cluster.wait_for_leader(LONG).await;
+    if leader != to {
+        cluster.nodes[&leader]
+            .consensus()
+            .raft()
+            .trigger()
+            .transfer_leader(to)
+            .await
+            .expect("transfer");
+    }
+}
+
+/// DESIGN invariant 6: a leader that commits no block for 3 × block time steps
+/// down, and the next leader is held to the same rule. Nodes 1 and 2 can never
+/// produce (a test-only fault); leadership is pushed onto node 1. The cluster must
+/// pass leadership along, on its own, until node 3 leads and blocks resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leaders_that_cannot_produce_step_down_until_one_can() {
+    let cluster = TestCluster::start_with(3, 300, 10_000, |id, config| {
+        config.fault_no_produce = id != 3;
+    })
+    .await;
+    cluster.wait_for_leader(LONG).await;
+    transfer_to(&cluster, 1).await;
+    let deadline = Instant::now() + LONG;
+    while cluster.status(3).leader_id != Some(1) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stuck_at = cluster.max_head();
+
+    // No operator action from here on.
+    cluster.wait_for_height(stuck_at + 5, LONG).await;
+    let leader = cluster.wait_for_leader(LONG).await;
+    assert_eq!(leader, 3, "only node 3 can produce");
+    let change = cluster
+        .status(3)
+        .last_leader_change
+        .expect("node 3 saw a change");
+    assert_eq!(change.reason, ChangeReason::StepDown);
+    assert!(
+        [1, 2]
+            .iter()
+            .any(|id| matches!(cluster.status(*id).readiness, Readiness::SteppedDown { .. })),
+        "a bad leader sits out a cool-down"
+    );
+    cluster.assert_identical_chains().await;
+    cluster.stop().await;
+}
+
+/// DESIGN invariant 5: a `--standby-only` node never stands for election, and
+/// when leadership is pushed onto it anyway it hands it on at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_standby_only_node_hands_leadership_on_at_once() {
+    let mut cluster = TestCluster::start_with(3, 300, 10_000, |id, config| {
+        config.standby_only = id == 3;
+    })
+    .await;
+    let leader = cluster.wait_for_leader(LONG).await;
+    assert_ne!(leader, 3);
+    assert_eq!(cluster.status(3).readiness, Readiness::StandbyOnly);
+
+    // The only other ready node must win the election after the leader dies.
+    cluster.kill(leader).await;
+    let next = cluster.wait_for_leader(LONG).await;
+    assert_ne!(next, 3, "a standby-only node stood for election");
+    let height = cluster.max_head();
+    cluster.wait_for_height(height + 2, LONG).await;
+    cluster.restart(leader).await;
+
+    // Pushed onto the standby, leadership comes straight back to a ready node.
+    transfer_to(&cluster, 3).await;
+    let height = cluster.max_head();
+    cluster.wait_for_height(height + 3, LONG).await;
+    let now = cluster.wait_for_leader(LONG).await;
+    assert_ne!(now, 3);
+    assert!(
+        [1, 2, 3].iter().all(|id| cluster.status(*id).healthy),
+        "every node applies a moving chain"
+    );
+    cluster.assert_identical_chains().await;
+    cluster.stop().await;
+}
+
+/// Planned rotation: after every 2nd sealed block the leader hands over to the
+/// next ready member by id, round-robin, and the chain goes on without a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rotation_hands_leadership_round_robin() {
+    let cluster = TestCluster::start_with(3, 300, 10_000, |_, config| {
+        config.rotation_blocks = 2;
+    })
+    .await;
+    cluster.wait_for_leader(LONG).await;
+    let mut leaders: Vec<NodeId> = Vec::new();
+    let deadline = Instant::now() + LONG;
+    while leaders.len() < 6 {
+        assert!(Instant::now() < deadline, "rotations so far: {leaders:?}");
+        let leader = cluster.status(1).leader_id;
+        if let Some(leader) = leader
+            && leaders.last() != Some(&leader)
+        {
+            leaders.push(leader);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for pair in leaders.windows(2) {
+        assert_eq!(pair[1], pair[0] % 3 + 1, "round-robin by id: {leaders:?}");
+    }
+    let last = *leaders.last().expect("leaders");
+    let change = cluster
+        .status(last)
+        .last_leader_change
+        .expect("the new leader saw the change");
+    assert_eq!(change.reason, ChangeReason::Rotation);
+    cluster.assert_identical_chains().await;
+    cluster.stop().await;
+}
