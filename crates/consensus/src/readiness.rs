@@ -102,6 +102,8 @@ pub(crate) struct ReadinessState {
     /// A hand-over this node started or received: (term it was started in, target, why).
     handover: Mutex<Option<(u64, NodeId, ChangeReason)>>,
     last_change: Mutex<Option<LeaderChange>>,
+    /// An operator paused automatic leadership actions (`conductor_pause`).
+    paused: std::sync::atomic::AtomicBool,
 }
 
 impl ReadinessState {
@@ -117,6 +119,7 @@ impl ReadinessState {
             stepped_down_until: Mutex::new(None),
             handover: Mutex::new(None),
             last_change: Mutex::new(None),
+            paused: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }
@@ -167,6 +170,20 @@ impl Consensus {
         Readiness::Ready
     }
 
+    /// Pauses (or resumes) this node's automatic leadership actions: rotation,
+    /// step-down and the not-ready hand-over. Raft itself goes on.
+    pub fn set_paused(&self, paused: bool) {
+        self.readiness
+            .paused
+            .store(paused, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn paused(&self) -> bool {
+        self.readiness
+            .paused
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Marks this node not ready for `cool_down`: it failed to produce as leader.
     pub fn stepped_down(&self, cool_down: Duration) {
         *lock(&self.readiness.stepped_down_until) = Some(Instant::now() + cool_down);
@@ -175,6 +192,18 @@ impl Consensus {
     /// Records that this node, leading in `term`, hands leadership to `to` because of `why`.
     pub fn note_handover(&self, term: u64, to: NodeId, why: ChangeReason) {
         *lock(&self.readiness.handover) = Some((term, to, why));
+    }
+
+    /// Takes the reason for a change of leader from the new leader's own record:
+    /// a node that took no part in a hand-over first sees it as an election.
+    pub fn learn_leader_change(&self, theirs: &LeaderChange) {
+        let mut ours = lock(&self.readiness.last_change);
+        if let Some(ours) = ours.as_mut()
+            && ours.term == theirs.term
+            && ours.leader == theirs.leader
+        {
+            ours.reason = theirs.reason;
+        }
     }
 
     /// The last change of leader this node saw, with its reason where it knows it.

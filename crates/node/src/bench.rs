@@ -218,7 +218,7 @@ pub async fn rotation(args: RotationArgs) -> eyre::Result<()> {
             // Block k+1 after a rotation point k: the first block of the next leader.
             if let [.., (k, at_k, leader_k), (k1, at_k1, leader_k1)] = arrivals[..]
                 && k1 == k + 1
-                && k % args.every == 0
+                && baton_sequencer::policy::rotation_due(k, args.every)
             {
                 handovers.push((at_k1 - at_k, leader_k != leader_k1));
             }

@@ -119,6 +119,10 @@ pub struct NodeArgs {
     /// Lead without ever producing a block (tests of step-down only).
     #[arg(long, hide = true)]
     pub fault_no_produce: bool,
+    /// File holding the bearer token that conductor_ methods which change anything
+    /// require (they are refused without it).
+    #[arg(long, env = "BATON_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
     /// A member: id=N,peer=PEER_ID,p2p=MULTIADDR,rpc=URL (repeat for each; replaces the file's list).
     #[arg(long = "member")]
     pub members: Vec<MemberEntry>,
@@ -148,6 +152,7 @@ impl NodeArgs {
             standby_only: self.standby_only.then_some(true),
             rotation_blocks: self.rotation_blocks,
             fault_no_produce: self.fault_no_produce.then_some(true),
+            admin_token_file: self.admin_token_file,
             members: self.members,
         };
         Ok(file.overridden_by(flags).resolve()?)

@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 /// A configuration that cannot run, with the reason in words an operator acts on.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error("cannot read the admin token file {path}: {why}")]
+    AdminToken { path: String, why: String },
     #[error("cannot read config file {path}: {source}")]
     Read {
         path: String,
@@ -75,6 +77,8 @@ pub struct ConfigFile {
     pub rotation_blocks: Option<u64>,
     /// Test-only fault: lead without ever producing a block.
     pub fault_no_produce: Option<bool>,
+    /// File holding the bearer token the admin (`conductor_` writes) methods require.
+    pub admin_token_file: Option<PathBuf>,
     #[serde(default)]
     pub members: Vec<MemberEntry>,
 }
@@ -152,6 +156,7 @@ impl ConfigFile {
             standby_only: other.standby_only.or(self.standby_only),
             rotation_blocks: other.rotation_blocks.or(self.rotation_blocks),
             fault_no_produce: other.fault_no_produce.or(self.fault_no_produce),
+            admin_token_file: other.admin_token_file.or(self.admin_token_file),
             members: if other.members.is_empty() {
                 self.members
             } else {
@@ -209,9 +214,32 @@ impl ConfigFile {
             standby_only: self.standby_only.unwrap_or(false),
             rotation_blocks: self.rotation_blocks.unwrap_or(0),
             fault_no_produce: self.fault_no_produce.unwrap_or(false),
+            admin_token: self
+                .admin_token_file
+                .as_deref()
+                .map(read_token)
+                .transpose()?,
             members,
         })
     }
+}
+
+/// The admin token in `path`: its first line, which must hold at least 16
+/// characters (a guessable token would open the cluster to anyone who can reach RPC).
+fn read_token(path: &std::path::Path) -> Result<String, ConfigError> {
+    let bad = |why: String| ConfigError::AdminToken {
+        path: path.display().to_string(),
+        why,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let token = text.lines().next().unwrap_or("").trim().to_string();
+    if token.len() < 16 {
+        return Err(bad(format!(
+            "the token is {} characters; use at least 16",
+            token.len()
+        )));
+    }
+    Ok(token)
 }
 
 /// A member as the node uses it: parsed and checked.
@@ -340,6 +368,8 @@ pub struct NodeConfig {
     pub rotation_blocks: u64,
     /// Leads without producing (a test-only fault).
     pub fault_no_produce: bool,
+    /// The admin bearer token; admin methods are off without one.
+    pub admin_token: Option<String>,
     pub members: BTreeMap<NodeId, ResolvedMember>,
 }
 
@@ -465,6 +495,40 @@ mod tests {
             .resolve()
             .expect("valid");
         assert_eq!(given.node_key, PathBuf::from("/etc/baton/keys/node1.key"));
+    }
+
+    #[test]
+    fn the_admin_token_file_must_hold_a_long_enough_token() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let with_token = |text: &str| {
+            let path = dir.path().join("token");
+            std::fs::write(&path, text).expect("write");
+            base()
+                .overridden_by(ConfigFile {
+                    admin_token_file: Some(path),
+                    ..Default::default()
+                })
+                .resolve()
+        };
+        let config = with_token("0123456789abcdef-secret\n").expect("valid");
+        assert_eq!(
+            config.admin_token.as_deref(),
+            Some("0123456789abcdef-secret")
+        );
+        let short = with_token("hunter2").expect_err("too short").to_string();
+        assert!(short.contains("at least 16"), "{short}");
+        let missing = base()
+            .overridden_by(ConfigFile {
+                admin_token_file: Some(dir.path().join("absent")),
+                ..Default::default()
+            })
+            .resolve()
+            .expect_err("missing")
+            .to_string();
+        assert!(
+            missing.contains("cannot read the admin token file"),
+            "{missing}"
+        );
     }
 
     #[test]

@@ -116,7 +116,7 @@ pub async fn launch(
             gas_limit: spec.gas_limit,
             coinbase: config.coinbase,
             rotation_blocks: config.rotation_blocks,
-            members,
+            members: members.clone(),
             fault_no_produce: config.fault_no_produce,
         },
         consensus.clone(),
@@ -141,6 +141,8 @@ pub async fn launch(
             filters: Default::default(),
             client_version: format!("baton/v{}", env!("CARGO_PKG_VERSION")),
             fault_injection: config.fault_injection,
+            admin_token: config.admin_token.as_deref().map(Into::into),
+            members: members.clone(),
         },
     )
     .await?;

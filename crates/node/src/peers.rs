@@ -1,7 +1,8 @@
 //! Every voter's readiness as this node sees it, for choosing where leadership goes
 //! (rotation and step-down hand it to the next ready member): this node's own from
 //! consensus, the others' polled over their JSON-RPC (`baton_nodeStatus`). A member
-//! that does not answer counts as not ready.
+//! that does not answer counts as not ready. The same poll tells a bystander why
+//! the current leader leads.
 
 use std::time::Duration;
 
@@ -26,14 +27,19 @@ pub fn watch_readiness(
                 .map(|member| {
                     let consensus = consensus.clone();
                     async move {
-                        let ready = if member.id == consensus.node_id() {
-                            consensus.readiness().is_ready()
-                        } else {
-                            client::node_status(&member.rpc_url, every)
-                                .await
-                                .is_ok_and(|s| s.readiness.is_ready())
+                        if member.id == consensus.node_id() {
+                            return (member.id, consensus.readiness().is_ready());
+                        }
+                        let Ok(status) = client::node_status(&member.rpc_url, every).await else {
+                            return (member.id, false);
                         };
-                        (member.id, ready)
+                        // The leader knows why it leads; bystanders learn it here.
+                        if status.leader_id == Some(member.id)
+                            && let Some(change) = &status.last_leader_change
+                        {
+                            consensus.learn_leader_change(change);
+                        }
+                        (member.id, status.readiness.is_ready())
                     }
                 });
             let seen = futures::future::join_all(polls).await;

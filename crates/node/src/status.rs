@@ -49,11 +49,11 @@ pub async fn run(args: StatusArgs) -> eyre::Result<()> {
 }
 
 /// Prints one row per node: id, RPC URL, pid (when known), role, term, leader,
-/// head, applied index, health, readiness, the last change of leader it saw and why, and
-/// the head hash.
+/// head, applied index, health, readiness, the last change of leader it saw and
+/// why, and the head hash.
 pub fn print_table(rows: &BTreeMap<NodeId, (String, Option<u32>, Option<NodeStatus>)>) {
     println!(
-        "{:<5} {:<24} {:<8} {:<10} {:>5} {:>6} {:>7} {:>8}  {:<26} {:<28} head hash",
+        "{:<5} {:<24} {:<8} {:<10} {:>5} {:>6} {:>7} {:>8}  {:<9} {:<26} {:<28} head hash",
         "node",
         "rpc",
         "pid",
@@ -62,6 +62,7 @@ pub fn print_table(rows: &BTreeMap<NodeId, (String, Option<u32>, Option<NodeStat
         "leader",
         "head",
         "applied",
+        "health",
         "readiness",
         "last leader change"
     );

@@ -32,7 +32,7 @@ use jsonrpsee::{
 
 pub use baton::BatonApiServer;
 pub use call::CallApiServer;
-pub use conductor::ConductorApiServer;
+pub use conductor::{ConductorApiServer, UNAUTHORIZED};
 pub use eth::EthApiServer;
 pub use fault::FaultApiServer;
 pub use filters::{FilterApiServer, Filters};
@@ -73,6 +73,10 @@ pub struct RpcContext {
     pub client_version: String,
     /// Serve `baton_faultPartition` (tests and the chaos harness only).
     pub fault_injection: bool,
+    /// Bearer token that admin (`conductor_` writes) methods require; off when `None`.
+    pub admin_token: Option<std::sync::Arc<str>>,
+    /// Every voter's readiness, for `conductor_transferLeader`'s choice.
+    pub members: tokio::sync::watch::Receiver<Vec<(baton_primitives::NodeId, bool)>>,
 }
 
 /// Serves every namespace on `listener` until the returned handle is stopped.
@@ -86,8 +90,12 @@ pub async fn serve(
         .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH_LEN))
         .max_connections(MAX_CONNECTIONS)
         .build();
+    let token = context.admin_token.clone();
+    let http = tower::ServiceBuilder::new()
+        .map_request(move |request| conductor::authorize(token.as_deref(), request));
     let server = Server::builder()
         .set_config(config)
+        .set_http_middleware(http)
         .build_from_tcp(listener)?;
     let addr = server.local_addr()?;
     let mut module = RpcModule::new(());

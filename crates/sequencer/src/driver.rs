@@ -235,6 +235,7 @@ impl Sequencer {
         // DESIGN invariant 5: a node that is not ready hands leadership on at once.
         let readiness = self.consensus.readiness();
         if !readiness.is_ready()
+            && !self.consensus.paused()
             && let Some(why) = self.hand_over(term, ChangeReason::NotReady).await
         {
             return format!("{readiness}: {why}");
@@ -377,6 +378,7 @@ impl Sequencer {
             }
             if let Some(number) = sealed
                 && rotation_due(number, self.config.rotation_blocks)
+                && !self.consensus.paused()
                 && let Some(why) = self.hand_over(term, ChangeReason::Rotation).await
             {
                 return format!("rotation after block {number}: {why}");
@@ -583,7 +585,10 @@ async fn watchdog(consensus: Consensus, config: SequencerConfig) {
             seen = Some(position);
             progress_ms = now_ms();
         }
-        if !consensus.is_leader() || !stalled(now_ms(), progress_ms, block_time_ms) {
+        if !consensus.is_leader()
+            || consensus.paused()
+            || !stalled(now_ms(), progress_ms, block_time_ms)
+        {
             continue;
         }
         consensus.stepped_down(config.block_time * STEP_DOWN_COOL_DOWN_BLOCKS);

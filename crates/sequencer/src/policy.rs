@@ -70,7 +70,7 @@ pub fn stalled(now_ms: u64, last_progress_ms: u64, block_time_ms: u64) -> bool {
 
 /// Whether sealing block `sealed` is a planned rotation point (`every` 0 = never).
 pub fn rotation_due(sealed: u64, every: u64) -> bool {
-    every > 0 && sealed > 0 && sealed % every == 0
+    every > 0 && sealed > 0 && sealed.is_multiple_of(every)
 }
 
 /// The member to hand leadership to: the first ready one after `me` in id order,
