@@ -14,6 +14,7 @@
 //! [`NodeStatus`] (what `baton_nodeStatus` reports).
 
 mod log_store;
+mod membership;
 mod network;
 mod readiness;
 mod state_machine;

@@ -123,6 +123,10 @@ pub struct NodeArgs {
     /// require (they are refused without it).
     #[arg(long, env = "BATON_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// Join a running cluster: do not found one; wait for the leader to add this
+    /// node (conductor_addServerAsNonvoter).
+    #[arg(long)]
+    pub join: bool,
     /// A member: id=N,peer=PEER_ID,p2p=MULTIADDR,rpc=URL (repeat for each; replaces the file's list).
     #[arg(long = "member")]
     pub members: Vec<MemberEntry>,
@@ -153,6 +157,7 @@ impl NodeArgs {
             rotation_blocks: self.rotation_blocks,
             fault_no_produce: self.fault_no_produce.then_some(true),
             admin_token_file: self.admin_token_file,
+            join: self.join.then_some(true),
             members: self.members,
         };
         Ok(file.overridden_by(flags).resolve()?)

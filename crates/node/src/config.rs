@@ -79,6 +79,8 @@ pub struct ConfigFile {
     pub fault_no_produce: Option<bool>,
     /// File holding the bearer token the admin (`conductor_` writes) methods require.
     pub admin_token_file: Option<PathBuf>,
+    /// Join a running cluster (the leader adds this node) instead of founding one.
+    pub join: Option<bool>,
     #[serde(default)]
     pub members: Vec<MemberEntry>,
 }
@@ -157,6 +159,7 @@ impl ConfigFile {
             rotation_blocks: other.rotation_blocks.or(self.rotation_blocks),
             fault_no_produce: other.fault_no_produce.or(self.fault_no_produce),
             admin_token_file: other.admin_token_file.or(self.admin_token_file),
+            join: other.join.or(self.join),
             members: if other.members.is_empty() {
                 self.members
             } else {
@@ -219,6 +222,7 @@ impl ConfigFile {
                 .as_deref()
                 .map(read_token)
                 .transpose()?,
+            join: self.join.unwrap_or(false),
             members,
         })
     }
@@ -370,6 +374,8 @@ pub struct NodeConfig {
     pub fault_no_produce: bool,
     /// The admin bearer token; admin methods are off without one.
     pub admin_token: Option<String>,
+    /// Joins a running cluster instead of founding one.
+    pub join: bool,
     pub members: BTreeMap<NodeId, ResolvedMember>,
 }
 

@@ -32,6 +32,7 @@ pub struct Node {
     rpc_addr: SocketAddr,
     sequencer: JoinHandle<()>,
     readiness_poller: JoinHandle<()>,
+    allowlist: JoinHandle<()>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -93,15 +94,29 @@ pub async fn launch(
         inbound,
     )
     .await?;
-    consensus
-        .bootstrap(
-            config
-                .members
-                .iter()
-                .map(|(id, m)| (*id, m.member.clone()))
-                .collect(),
-        )
-        .await?;
+    // A founder initializes the cluster (all founders alike, harmlessly); a node
+    // that joins a running cluster waits for the leader to add it.
+    if !config.join {
+        consensus
+            .bootstrap(
+                config
+                    .members
+                    .iter()
+                    .map(|(id, m)| (*id, m.member.clone()))
+                    .collect(),
+            )
+            .await?;
+    }
+    let allowlist = crate::peers::follow_membership(
+        consensus.clone(),
+        network.clone(),
+        config
+            .members
+            .iter()
+            .filter(|(id, _)| **id != config.id)
+            .map(|(id, m)| (*id, m.peer_id))
+            .collect(),
+    );
 
     let (members, readiness_poller) = crate::peers::watch_readiness(
         consensus.clone(),
@@ -155,6 +170,7 @@ pub async fn launch(
         rpc_addr,
         sequencer,
         readiness_poller,
+        allowlist,
         shutdown,
     })
 }
@@ -209,6 +225,7 @@ impl Node {
         self.rpc.stopped().await;
         let _ = self.sequencer.await;
         self.readiness_poller.abort();
+        self.allowlist.abort();
         self.consensus.shutdown().await;
         self.network.shutdown().await;
     }

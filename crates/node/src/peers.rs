@@ -1,12 +1,16 @@
-//! Every voter's readiness as this node sees it, for choosing where leadership goes
-//! (rotation and step-down hand it to the next ready member): this node's own from
-//! consensus, the others' polled over their JSON-RPC (`baton_nodeStatus`). A member
-//! that does not answer counts as not ready. The same poll tells a bystander why
-//! the current leader leads.
+//! Peers as this node follows them.
+//!
+//! - Readiness: every voter's, for choosing where leadership goes (rotation and
+//!   step-down hand it to the next ready member). This node's own comes from
+//!   consensus, the others' from polling their JSON-RPC (`baton_nodeStatus`); a
+//!   member that does not answer counts as not ready. The same poll tells a
+//!   bystander why the current leader leads.
+//! - The p2p allowlist, kept equal to the Raft membership as members join and leave.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use baton_consensus::{Consensus, Suffrage};
+use baton_p2p::{Multiaddr, Network, PeerId};
 use baton_primitives::NodeId;
 use tokio::{sync::watch, task::JoinHandle};
 
@@ -50,4 +54,60 @@ pub fn watch_readiness(
         }
     });
     (members, task)
+}
+
+/// Keeps the p2p allowlist equal to the Raft membership as it changes at runtime
+/// (`conductor_addServerAs*`, `conductor_removeServer`): new members may connect and
+/// are dialed, removed ones are cut off. `configured` are the peers allowed at start.
+pub fn follow_membership(
+    consensus: Consensus,
+    network: Network,
+    configured: BTreeMap<NodeId, PeerId>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut allowed = configured;
+        let mut seen_members = std::collections::BTreeSet::new();
+        let mut seen_version = None;
+        loop {
+            let version = consensus.membership_version();
+            if seen_version == Some(version) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            seen_version = Some(version);
+            let members = consensus.member_nodes();
+            for (id, member) in &members {
+                if *id == consensus.node_id() || allowed.contains_key(id) {
+                    continue;
+                }
+                match (
+                    member.peer_id.parse::<PeerId>(),
+                    member.p2p_addr.parse::<Multiaddr>(),
+                ) {
+                    (Ok(peer), Ok(addr)) => {
+                        if network.allow_peer(peer, addr).await.is_ok() {
+                            tracing::info!(id, %peer, "new member: allowed on p2p");
+                            allowed.insert(*id, peer);
+                        }
+                    }
+                    _ => tracing::error!(id, ?member, "member with a bad peer id or address"),
+                }
+            }
+            // Only a member that left a membership we saw it in is cut off: before
+            // this node first learns the membership, it is empty.
+            let gone: Vec<NodeId> = allowed
+                .keys()
+                .copied()
+                .filter(|id| seen_members.contains(id) && !members.contains_key(id))
+                .collect();
+            seen_members = members.keys().copied().collect();
+            for id in gone {
+                if let Some(peer) = allowed.remove(&id)
+                    && network.disallow_peer(peer).await.is_ok()
+                {
+                    tracing::info!(id, %peer, "member removed: cut off on p2p");
+                }
+            }
+        }
+    })
 }

@@ -4,7 +4,7 @@
 //! given by `--admin-token-file`), checked by [`authorize`] on the HTTP request.
 
 use baton_consensus::{ChangeReason, MemberInfo, Suffrage};
-use baton_primitives::NodeId;
+use baton_primitives::{Member, NodeId};
 use jsonrpsee::{
     Extensions,
     core::{RpcResult, async_trait},
@@ -93,6 +93,65 @@ pub trait ConductorApi {
         id: serde_json::Value,
         addr: Option<String>,
     ) -> RpcResult<()>;
+
+    /// On the leader: adds member `id` as a voter (first as a non-voter that catches
+    /// up). `addr` is its p2p address ending in `/p2p/<peer id>`, `version` the
+    /// membership version the change is based on (0 = any), `rpcUrl` its JSON-RPC URL.
+    #[method(name = "conductor_addServerAsVoter", with_extensions)]
+    async fn add_server_as_voter(
+        &self,
+        id: serde_json::Value,
+        addr: String,
+        version: Option<u64>,
+        rpc_url: Option<String>,
+    ) -> RpcResult<()>;
+
+    /// On the leader: adds member `id` as a non-voter (it replicates, never votes or leads).
+    #[method(name = "conductor_addServerAsNonvoter", with_extensions)]
+    async fn add_server_as_nonvoter(
+        &self,
+        id: serde_json::Value,
+        addr: String,
+        version: Option<u64>,
+        rpc_url: Option<String>,
+    ) -> RpcResult<()>;
+
+    /// On the leader: removes member `id`.
+    #[method(name = "conductor_removeServer", with_extensions)]
+    async fn remove_server(&self, id: serde_json::Value, version: Option<u64>) -> RpcResult<()>;
+}
+
+/// A member id given as a number or a numeric string (op-conductor sends strings).
+fn member_id(id: &serde_json::Value) -> RpcResult<NodeId> {
+    match id {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .filter(|id| *id > 0)
+    .ok_or_else(|| invalid_params(format!("server id {id} is not a member id")))
+}
+
+/// `/ip4/10.0.0.4/tcp/30301/p2p/12D3…` and an RPC URL -> the member for Raft.
+fn new_member(addr: &str, rpc_url: Option<String>) -> RpcResult<Member> {
+    let (dial, peer) = addr
+        .rsplit_once("/p2p/")
+        .ok_or_else(|| invalid_params(format!("addr {addr} must end in /p2p/<peer id>")))?;
+    let peer: baton_p2p::PeerId = peer
+        .parse()
+        .map_err(|e| invalid_params(format!("peer id in {addr}: {e}")))?;
+    dial.parse::<baton_p2p::Multiaddr>()
+        .map_err(|e| invalid_params(format!("addr {dial}: {e}")))?;
+    let rpc_url = rpc_url
+        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+        .ok_or_else(|| {
+            invalid_params("rpcUrl (the new member's http:// JSON-RPC URL) is required")
+        })?;
+    Ok(Member {
+        peer_id: peer.to_string(),
+        p2p_addr: dial.to_string(),
+        rpc_url,
+    })
 }
 
 impl RpcContext {
@@ -114,19 +173,55 @@ impl RpcContext {
         Ok(())
     }
 
+    /// Refuses unless this node leads, naming the leader to ask instead.
+    fn require_leader(&self) -> RpcResult<()> {
+        if self.consensus.is_leader() {
+            return Ok(());
+        }
+        let leader = self
+            .consensus
+            .leader()
+            .map_or("none known".to_string(), |l| {
+                format!("node {} at {}", l.id, l.rpc_url)
+            });
+        Err(invalid_params(format!(
+            "this node does not lead; ask the leader ({leader})"
+        )))
+    }
+
+    /// Refuses a change based on a membership version other than the one in force.
+    fn require_version(&self, version: Option<u64>) -> RpcResult<()> {
+        let now = self.consensus.membership_version();
+        match version {
+            Some(v) if v != 0 && v != now => Err(invalid_params(format!(
+                "membership changed: version {now} is in force, not {v}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    async fn add_server(
+        &self,
+        id: &serde_json::Value,
+        addr: &str,
+        version: Option<u64>,
+        rpc_url: Option<String>,
+        voter: bool,
+    ) -> RpcResult<()> {
+        self.require_leader()?;
+        self.require_version(version)?;
+        let id = member_id(id)?;
+        let member = new_member(addr, rpc_url)?;
+        tracing::info!(id, ?member, voter, "adding a member");
+        self.consensus
+            .add_member(id, member, voter)
+            .await
+            .map_err(internal)
+    }
+
     /// Hands leadership from this node (which must lead) to `to`.
     async fn transfer_to(&self, to: NodeId) -> RpcResult<()> {
-        if !self.consensus.is_leader() {
-            let leader = self
-                .consensus
-                .leader()
-                .map_or("none known".to_string(), |l| {
-                    format!("node {} at {}", l.id, l.rpc_url)
-                });
-            return Err(invalid_params(format!(
-                "this node does not lead; ask the leader ({leader})"
-            )));
-        }
+        self.require_leader()?;
         if to == self.consensus.node_id() {
             return Ok(());
         }
@@ -201,12 +296,7 @@ impl ConductorApiServer for RpcContext {
         addr: Option<String>,
     ) -> RpcResult<()> {
         self.require_admin(extensions)?;
-        let id: NodeId = match &id {
-            serde_json::Value::Number(n) => n.as_u64(),
-            serde_json::Value::String(s) => s.parse().ok(),
-            _ => None,
-        }
-        .ok_or_else(|| invalid_params(format!("server id {id} is not a member id")))?;
+        let id = member_id(&id)?;
         let member = self
             .consensus
             .members()
@@ -225,5 +315,48 @@ impl ConductorApiServer for RpcContext {
             )));
         }
         self.transfer_to(id).await
+    }
+
+    async fn add_server_as_voter(
+        &self,
+        extensions: &Extensions,
+        id: serde_json::Value,
+        addr: String,
+        version: Option<u64>,
+        rpc_url: Option<String>,
+    ) -> RpcResult<()> {
+        self.require_admin(extensions)?;
+        self.add_server(&id, &addr, version, rpc_url, true).await
+    }
+
+    async fn add_server_as_nonvoter(
+        &self,
+        extensions: &Extensions,
+        id: serde_json::Value,
+        addr: String,
+        version: Option<u64>,
+        rpc_url: Option<String>,
+    ) -> RpcResult<()> {
+        self.require_admin(extensions)?;
+        self.add_server(&id, &addr, version, rpc_url, false).await
+    }
+
+    async fn remove_server(
+        &self,
+        extensions: &Extensions,
+        id: serde_json::Value,
+        version: Option<u64>,
+    ) -> RpcResult<()> {
+        self.require_admin(extensions)?;
+        self.require_leader()?;
+        self.require_version(version)?;
+        let id = member_id(&id)?;
+        if id == self.consensus.node_id() {
+            return Err(invalid_params(
+                "the leader cannot remove itself: transfer leadership first",
+            ));
+        }
+        tracing::info!(id, "removing a member");
+        self.consensus.remove_member(id).await.map_err(internal)
     }
 }

@@ -1,0 +1,69 @@
+//! Membership changes at runtime, on the leader: a new member joins as a non-voter
+//! (a Raft learner) and catches up by replication or snapshot, is then promoted to
+//! voter, and members leave. Each change is one Raft membership entry; every node
+//! follows it (its p2p allowlist too, see `baton-node`'s peers module).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use baton_primitives::{Member, NodeId};
+use openraft::ChangeMembers;
+
+use crate::{Consensus, ConsensusError};
+
+impl Consensus {
+    /// Adds `id` as a non-voter and waits until it has replicated the membership
+    /// entry; with `voter`, then promotes it.
+    pub async fn add_member(
+        &self,
+        id: NodeId,
+        member: Member,
+        voter: bool,
+    ) -> Result<(), ConsensusError> {
+        let raft_error = |e: String| ConsensusError::Raft(e);
+        let known = self.members().into_iter().find(|m| m.id == id);
+        if known.is_none() {
+            self.raft
+                .add_learner(id, member, true)
+                .await
+                .map_err(|e| raft_error(e.to_string()))?;
+        }
+        if voter {
+            self.raft
+                .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                .await
+                .map_err(|e| raft_error(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Removes `id` from the cluster (as voter and as node).
+    pub async fn remove_member(&self, id: NodeId) -> Result<(), ConsensusError> {
+        let member = self
+            .members()
+            .into_iter()
+            .find(|m| m.id == id)
+            .ok_or_else(|| ConsensusError::Raft(format!("no member {id}")))?;
+        let change = if member.suffrage == crate::Suffrage::Voter {
+            ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+        };
+        self.raft
+            .change_membership(change, false)
+            .await
+            .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Every member of the membership in force, voters and non-voters.
+    pub fn member_nodes(&self) -> BTreeMap<NodeId, Member> {
+        use openraft::type_config::async_runtime::WatchReceiver;
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, member)| (*id, member.clone()))
+            .collect()
+    }
+}
