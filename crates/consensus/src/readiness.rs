@@ -229,7 +229,7 @@ pub(crate) async fn watch(consensus: Consensus) {
             let m = metrics.borrow_watched();
             (m.current_term, m.current_leader)
         };
-        if leader.is_some() && seen.is_some_and(|(_, l)| l != leader) {
+        if leader.is_some() && seen.is_some_and(|s| s != (term, leader)) {
             let handover = lock(&consensus.readiness.handover).take();
             let reason = match handover {
                 Some((_, to, why)) if Some(to) == leader => why,
