@@ -19,7 +19,7 @@ use baton_primitives::NodeId;
 use openraft::type_config::async_runtime::WatchReceiver;
 use serde::{Deserialize, Serialize};
 
-use crate::Consensus;
+use crate::{Consensus, ConsensusError};
 
 /// Applied entries behind the known commit index that count as catching up.
 pub const CATCH_UP_LAG: u64 = 256;
@@ -99,8 +99,8 @@ pub(crate) struct ReadinessState {
     standby_only: bool,
     self_check: Result<(), String>,
     stepped_down_until: Mutex<Option<Instant>>,
-    /// A hand-over this node started or received: (term it was started in, target, why).
-    handover: Mutex<Option<(u64, NodeId, ChangeReason)>>,
+    /// A hand-over this node started or received: (the member taking over, why).
+    handover: Mutex<Option<(NodeId, ChangeReason)>>,
     last_change: Mutex<Option<LeaderChange>>,
     /// An operator paused automatic leadership actions (`conductor_pause`).
     paused: std::sync::atomic::AtomicBool,
@@ -127,12 +127,12 @@ impl ReadinessState {
 impl ReadinessState {
     /// Why this node is handing leadership on, if it is.
     pub(crate) fn handover_reason(&self) -> Option<ChangeReason> {
-        lock(&self.handover).map(|(_, _, why)| why)
+        lock(&self.handover).map(|(_, why)| why)
     }
 
     /// A leader chose this node as its successor, because of `why`.
     pub(crate) fn received_handover(&self, why: ChangeReason) {
-        *lock(&self.handover) = Some((0, self.node_id, why));
+        *lock(&self.handover) = Some((self.node_id, why));
     }
 }
 
@@ -189,9 +189,15 @@ impl Consensus {
         *lock(&self.readiness.stepped_down_until) = Some(Instant::now() + cool_down);
     }
 
-    /// Records that this node, leading in `term`, hands leadership to `to` because of `why`.
-    pub fn note_handover(&self, term: u64, to: NodeId, why: ChangeReason) {
-        *lock(&self.readiness.handover) = Some((term, to, why));
+    /// Hands leadership from this node (the leader) to `to` because of `why`; the
+    /// reason goes with the request, so old and new leader both record it.
+    pub async fn hand_over(&self, to: NodeId, why: ChangeReason) -> Result<(), ConsensusError> {
+        *lock(&self.readiness.handover) = Some((to, why));
+        self.raft
+            .trigger()
+            .transfer_leader(to)
+            .await
+            .map_err(|e| ConsensusError::Raft(e.to_string()))
     }
 
     /// Takes the reason for a change of leader from the new leader's own record:
@@ -232,16 +238,14 @@ pub(crate) async fn watch(consensus: Consensus) {
         if leader.is_some() && seen.is_some_and(|s| s != (term, leader)) {
             let handover = lock(&consensus.readiness.handover).take();
             let reason = match handover {
-                Some((_, to, why)) if Some(to) == leader => why,
+                Some((to, why)) if Some(to) == leader => why,
                 _ => ChangeReason::Election,
             };
             *lock(&consensus.readiness.last_change) = Some(LeaderChange {
                 term,
                 leader,
                 reason,
-                at_ms: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64),
+                at_ms: crate::status::now_ms(),
             });
             tracing::info!(term, ?leader, %reason, "leader changed");
         }

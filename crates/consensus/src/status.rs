@@ -159,7 +159,7 @@ fn info(id: NodeId, member: &Member, voter: bool) -> MemberInfo {
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

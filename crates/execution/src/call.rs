@@ -55,6 +55,14 @@ pub enum CallError {
     State(String),
 }
 
+/// The gas a call may use: what it asks for, at most the block gas limit.
+fn gas_cap(request: &CallRequest, head: &SealedBlock) -> u64 {
+    request
+        .gas
+        .unwrap_or(head.header.gas_limit)
+        .min(head.header.gas_limit)
+}
+
 /// Runs `request` on the state of `head`, in the environment of the block after it.
 pub fn call(
     store: &Store,
@@ -62,11 +70,7 @@ pub fn call(
     head: &SealedBlock,
     request: &CallRequest,
 ) -> Result<CallOutcome, CallError> {
-    let gas = request
-        .gas
-        .unwrap_or(head.header.gas_limit)
-        .min(head.header.gas_limit);
-    run(store, chain_id, head, request, gas)
+    run(store, chain_id, head, request, gas_cap(request, head))
 }
 
 /// The least gas with which `request` succeeds (binary search, as geth does).
@@ -76,10 +80,7 @@ pub fn estimate_gas(
     head: &SealedBlock,
     request: &CallRequest,
 ) -> Result<u64, CallError> {
-    let cap = request
-        .gas
-        .unwrap_or(head.header.gas_limit)
-        .min(head.header.gas_limit);
+    let cap = gas_cap(request, head);
     let used = match run(store, chain_id, head, request, cap)? {
         CallOutcome::Success { gas_used, .. } => gas_used,
         CallOutcome::Revert { reason, .. } => {

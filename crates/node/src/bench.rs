@@ -144,11 +144,10 @@ pub async fn failover(args: FailoverArgs) -> eyre::Result<()> {
 
 async fn max_head(cluster: &Cluster) -> u64 {
     cluster
-        .statuses()
+        .heads()
         .await
         .iter()
-        .flat_map(|(_, s)| s)
-        .map(|s| s.head_number)
+        .map(|(_, h)| *h)
         .max()
         .unwrap_or(0)
 }

@@ -282,6 +282,15 @@ impl Cluster {
         futures::future::join_all(polls).await
     }
 
+    /// The head block number of every running node that answers.
+    pub async fn heads(&self) -> Vec<(NodeId, u64)> {
+        self.statuses()
+            .await
+            .into_iter()
+            .filter_map(|(id, s)| s.map(|s| (id, s.head_number)))
+            .collect()
+    }
+
     /// Waits until some running node reports itself leader, and returns it.
     pub async fn wait_for_leader(&mut self, timeout: Duration) -> eyre::Result<NodeId> {
         let deadline = Instant::now() + timeout;

@@ -225,13 +225,8 @@ impl RpcContext {
         if to == self.consensus.node_id() {
             return Ok(());
         }
-        let term = self.consensus.status().term;
         self.consensus
-            .note_handover(term, to, ChangeReason::Transfer);
-        self.consensus
-            .raft()
-            .trigger()
-            .transfer_leader(to)
+            .hand_over(to, ChangeReason::Transfer)
             .await
             .map_err(internal)
     }

@@ -391,8 +391,7 @@ impl Sequencer {
     async fn hand_over(&mut self, term: u64, why: ChangeReason) -> Option<String> {
         let me = self.consensus.node_id();
         let to = successor(me, self.config.members.borrow().iter().copied())?;
-        self.consensus.note_handover(term, to, why);
-        if let Err(e) = self.consensus.raft().trigger().transfer_leader(to).await {
+        if let Err(e) = self.consensus.hand_over(to, why).await {
             return Some(format!("could not hand over to node {to}: {e}"));
         }
         self.handed_over = Some((term, Instant::now()));
@@ -607,8 +606,7 @@ async fn watchdog(consensus: Consensus, config: SequencerConfig) {
             "no block committed for {}ms: stepping down",
             now_ms() - progress_ms
         );
-        consensus.note_handover(term, to, ChangeReason::StepDown);
-        if let Err(e) = consensus.raft().trigger().transfer_leader(to).await {
+        if let Err(e) = consensus.hand_over(to, ChangeReason::StepDown).await {
             tracing::error!(term, to, error = %e, "step-down transfer failed");
         }
         progress_ms = now_ms();

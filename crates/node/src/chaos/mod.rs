@@ -179,10 +179,10 @@ pub async fn run(args: ChaosArgs) -> eyre::Result<()> {
 
     // Settle: every node at the same head, past everything any client was told.
     let target = cluster
-        .statuses()
+        .heads()
         .await
         .iter()
-        .filter_map(|(_, s)| s.as_ref().map(|s| s.head_number))
+        .map(|(_, h)| *h)
         .max()
         .unwrap_or(0)
         + 2;
@@ -190,10 +190,10 @@ pub async fn run(args: ChaosArgs) -> eyre::Result<()> {
         .wait_for_height(target, Duration::from_secs(120))
         .await?;
     let height = cluster
-        .statuses()
+        .heads()
         .await
         .iter()
-        .filter_map(|(_, s)| s.as_ref().map(|s| s.head_number))
+        .map(|(_, h)| *h)
         .min()
         .unwrap_or(0);
     let history = std::mem::take(&mut *history.lock().unwrap_or_else(|p| p.into_inner()));
@@ -363,11 +363,11 @@ async fn rejoin(cluster: &mut Cluster, id: NodeId) -> eyre::Result<()> {
     let url = cluster.node(id)?.rpc_url.clone();
     let deadline = Instant::now() + Duration::from_secs(60);
     let others_head = cluster
-        .statuses()
+        .heads()
         .await
         .iter()
         .filter(|(node, _)| *node != id)
-        .filter_map(|(_, s)| s.as_ref().map(|s| s.head_number))
+        .map(|(_, h)| *h)
         .max()
         .unwrap_or(0);
     loop {
