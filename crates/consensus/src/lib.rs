@@ -2,17 +2,23 @@
 //! that turns the committed log into the chain.
 //!
 //! ```text
-//!  sequencer ──client_write──▶ Raft (openraft) ──append──▶ LogStore (RocksDB, fsync)
+//!  sequencer ──propose───────▶ Raft (openraft) ──append──▶ LogStore (RocksDB, fsync)
 //!                                 │  ▲
 //!                       network.rs│  │ Raft RPCs over baton-p2p
 //!                                 ▼  │
 //!                              StateMachine ──▶ blocks in RocksDB ──▶ ChainView watch
 //! ```
 //!
-//! Key types: [`Consensus`] (one node's Raft handle and chain view),
-//! [`ConsensusConfig`] (timings), [`ChainView`] (what the applied chain looks like),
-//! [`NodeStatus`] (what `baton_nodeStatus` reports).
+//! Only this crate names openraft. Everyone else calls what baton means:
+//! [`Consensus::barrier`] and [`Consensus::propose`] (the leader's writes, in order,
+//! each resolving on commit and on apply), [`Consensus::leadership`],
+//! [`Consensus::hand_over`] with a [`ChangeReason`], membership changes, and
+//! [`Consensus::status`] ([`NodeStatus`], what `baton_nodeStatus` reports).
+//! [`ChainView`] is what the applied chain looks like; [`ConsensusError`] says why
+//! a request failed.
 
+mod error;
+mod leadership;
 mod log_store;
 mod membership;
 mod network;
@@ -21,31 +27,28 @@ mod state_machine;
 mod status;
 mod types;
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use baton_p2p::{InboundRequest, Network};
 use baton_primitives::{ChainSpec, Member, NodeId};
 use baton_storage::Store;
-use openraft::{Config, SnapshotPolicy};
-use tokio::{sync::mpsc, sync::watch, task::JoinHandle};
+use openraft::{Config, ServerState, SnapshotPolicy, type_config::async_runtime::WatchReceiver};
+use tokio::sync::{mpsc, watch};
 
+pub use error::ConsensusError;
+pub use leadership::{LeaderTerm, Leadership, LeadershipWatch, Proposal};
 pub use log_store::LogStore;
-pub use network::NetworkFactory;
 pub use readiness::{CATCH_UP_LAG, ChangeReason, LeaderChange, Readiness};
 pub use state_machine::{ChainView, StateMachine};
 pub use status::{MemberInfo, NodeStatus, Role, Suffrage};
-pub use types::{Raft, TypeConfig};
+pub use types::TypeConfig;
 
-/// Why the consensus layer could not start or act.
-#[derive(Debug, thiserror::Error)]
-pub enum ConsensusError {
-    #[error("invalid Raft config: {0}")]
-    Config(String),
-    #[error("cannot load the state machine: {0}")]
-    StateMachine(std::io::Error),
-    #[error("raft: {0}")]
-    Raft(String),
-}
+/// The Raft instance every node runs.
+type Raft = openraft::Raft<TypeConfig, StateMachine>;
+
+/// A long-lived task of the consensus layer, for the node to run as critical: if
+/// one ends, this node can no longer take part in the cluster.
+pub type Task = (&'static str, Pin<Box<dyn Future<Output = ()> + Send>>);
 
 /// Raft timings and log retention for one node.
 #[derive(Debug, Clone)]
@@ -60,6 +63,8 @@ pub struct ConsensusConfig {
     pub standby_only: bool,
     /// The chain's block time: a head older than three of them is unhealthy.
     pub block_time: Duration,
+    /// Keep state for this many blocks behind the head (`None`: an archive).
+    pub state_history_blocks: Option<u64>,
 }
 
 impl ConsensusConfig {
@@ -87,7 +92,8 @@ impl ConsensusConfig {
     }
 }
 
-/// One node's membership in the Raft group.
+/// One node's membership in the Raft group: what baton means by consensus, with
+/// openraft behind it.
 #[derive(Debug, Clone)]
 pub struct Consensus {
     node_id: NodeId,
@@ -95,23 +101,23 @@ pub struct Consensus {
     chain: watch::Receiver<ChainView>,
     readiness: Arc<readiness::ReadinessState>,
     block_time: Duration,
-    server: Arc<JoinHandle<()>>,
-    watcher: Arc<JoinHandle<()>>,
 }
 
 impl Consensus {
-    /// Opens the state machine on `store`, starts Raft and answers members' RPCs
-    /// arriving on `inbound`.
+    /// Opens the state machine on `store` and starts Raft. The returned tasks answer
+    /// members' RPCs arriving on `inbound`, keep the readiness gate, and end when
+    /// Raft stops; the caller runs them as critical tasks.
     pub async fn start(
         config: &ConsensusConfig,
         spec: &ChainSpec,
         store: Store,
         network: Network,
         inbound: mpsc::Receiver<InboundRequest>,
-    ) -> Result<Self, ConsensusError> {
+    ) -> Result<(Self, Vec<Task>), ConsensusError> {
         let raft_config = config.raft_config()?;
         let (state_machine, chain) =
-            StateMachine::open(store.clone(), spec).map_err(ConsensusError::StateMachine)?;
+            StateMachine::open(store.clone(), spec, config.state_history_blocks)
+                .map_err(ConsensusError::StateMachine)?;
         // Invariant 5: a node whose storage or executor cannot reproduce its own
         // head runs as a follower only.
         let self_check = baton_execution::self_check(&store, spec.chain_id);
@@ -123,24 +129,28 @@ impl Consensus {
         let raft = Raft::new(
             config.node_id,
             raft_config,
-            NetworkFactory::new(network, readiness.clone()),
+            network::NetworkFactory::new(network, readiness.clone()),
             LogStore::new(store),
             state_machine,
         )
         .await
-        .map_err(|e| ConsensusError::Raft(e.to_string()))?;
-        let server = tokio::spawn(network::serve(raft.clone(), readiness.clone(), inbound));
-        let mut consensus = Self {
+        .map_err(ConsensusError::fatal)?;
+        let consensus = Self {
             node_id: config.node_id,
-            raft,
+            raft: raft.clone(),
             chain,
-            readiness,
+            readiness: readiness.clone(),
             block_time: config.block_time,
-            server: Arc::new(server),
-            watcher: Arc::new(tokio::spawn(async {})),
         };
-        consensus.watcher = Arc::new(tokio::spawn(readiness::watch(consensus.clone())));
-        Ok(consensus)
+        let tasks: Vec<Task> = vec![
+            (
+                "raft-rpc",
+                Box::pin(network::serve(raft.clone(), readiness, inbound)),
+            ),
+            ("readiness", Box::pin(readiness::watch(consensus.clone()))),
+            ("raft", Box::pin(until_stopped(raft))),
+        ];
+        Ok((consensus, tasks))
     }
 
     /// Forms the cluster from `members` if this node has never been part of one.
@@ -151,7 +161,7 @@ impl Consensus {
             .raft
             .is_initialized()
             .await
-            .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+            .map_err(ConsensusError::fatal)?;
         if initialized {
             return Ok(());
         }
@@ -161,7 +171,9 @@ impl Consensus {
             Err(openraft::errors::RaftError::APIError(
                 openraft::errors::InitializeError::NotAllowed(_),
             )) => Ok(()),
-            Err(e) => Err(ConsensusError::Raft(e.to_string())),
+            Err(e) => Err(ConsensusError::raft(e, |e| {
+                ConsensusError::Membership(e.to_string())
+            })),
         }
     }
 
@@ -169,22 +181,29 @@ impl Consensus {
         self.node_id
     }
 
-    pub fn raft(&self) -> &Raft {
-        &self.raft
-    }
-
     /// The applied chain; changes after every applied batch.
     pub fn chain(&self) -> watch::Receiver<ChainView> {
         self.chain.clone()
     }
 
-    /// Stops Raft and the RPC server. The store is released once every clone of
-    /// this handle is dropped.
+    /// Stops Raft. The store is released once every clone of this handle is dropped.
     pub async fn shutdown(&self) {
-        self.server.abort();
-        self.watcher.abort();
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+}
+
+/// Resolves when Raft's core stops: after a storage error or a failed apply
+/// (openraft treats both as fatal), or at shutdown.
+async fn until_stopped(raft: Raft) {
+    let mut metrics = raft.metrics();
+    loop {
+        if metrics.borrow_watched().state == ServerState::Shutdown {
+            return;
+        }
+        if metrics.changed().await.is_err() {
+            return;
         }
     }
 }

@@ -19,19 +19,18 @@ impl Consensus {
         member: Member,
         voter: bool,
     ) -> Result<(), ConsensusError> {
-        let raft_error = |e: String| ConsensusError::Raft(e);
         let known = self.members().into_iter().find(|m| m.id == id);
         if known.is_none() {
             self.raft
                 .add_learner(id, member, true)
                 .await
-                .map_err(|e| raft_error(e.to_string()))?;
+                .map_err(|e| ConsensusError::raft(e, ConsensusError::write))?;
         }
         if voter {
             self.raft
                 .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
                 .await
-                .map_err(|e| raft_error(e.to_string()))?;
+                .map_err(|e| ConsensusError::raft(e, ConsensusError::write))?;
         }
         Ok(())
     }
@@ -42,7 +41,7 @@ impl Consensus {
             .members()
             .into_iter()
             .find(|m| m.id == id)
-            .ok_or_else(|| ConsensusError::Raft(format!("no member {id}")))?;
+            .ok_or(ConsensusError::UnknownMember(id))?;
         let change = if member.suffrage == crate::Suffrage::Voter {
             ChangeMembers::RemoveVoters(BTreeSet::from([id]))
         } else {
@@ -51,7 +50,7 @@ impl Consensus {
         self.raft
             .change_membership(change, false)
             .await
-            .map_err(|e| ConsensusError::Raft(e.to_string()))?;
+            .map_err(|e| ConsensusError::raft(e, ConsensusError::write))?;
         Ok(())
     }
 

@@ -26,8 +26,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::{
+    Raft,
     readiness::{ChangeReason, ReadinessState},
-    types::{Raft, Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote},
+    types::{Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote},
 };
 
 type C = TypeConfig;
@@ -60,7 +61,7 @@ enum RaftResponse {
 
 /// Makes a [`PeerClient`] for each member openraft replicates to.
 #[derive(Debug, Clone)]
-pub struct NetworkFactory {
+pub(crate) struct NetworkFactory {
     network: Network,
     readiness: Arc<ReadinessState>,
 }
@@ -89,7 +90,7 @@ impl RaftNetworkFactory<C> for NetworkFactory {
 
 /// Sends Raft RPCs to one member.
 #[derive(Debug)]
-pub struct PeerClient {
+pub(crate) struct PeerClient {
     network: Network,
     readiness: Arc<ReadinessState>,
     target: NodeId,

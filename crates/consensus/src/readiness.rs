@@ -11,15 +11,19 @@
 
 use std::{
     fmt,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use baton_primitives::NodeId;
 use openraft::type_config::async_runtime::WatchReceiver;
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::{Consensus, ConsensusError};
+use crate::Consensus;
 
 /// Applied entries behind the known commit index that count as catching up.
 pub const CATCH_UP_LAG: u64 = 256;
@@ -30,9 +34,19 @@ pub const CATCH_UP_LAG: u64 = 256;
 pub enum Readiness {
     Ready,
     StandbyOnly,
-    SelfCheckFailed { why: String },
-    CatchingUp { behind: u64 },
-    SteppedDown { for_ms: u64 },
+    SelfCheckFailed {
+        why: String,
+    },
+    CatchingUp {
+        behind: u64,
+    },
+    SteppedDown {
+        for_ms: u64,
+    },
+    /// A critical task of this node failed; it is stopping.
+    Failed {
+        why: String,
+    },
 }
 
 impl Readiness {
@@ -49,6 +63,7 @@ impl fmt::Display for Readiness {
             Self::SelfCheckFailed { why } => write!(f, "self-check failed: {why}"),
             Self::CatchingUp { behind } => write!(f, "catching up ({behind} behind)"),
             Self::SteppedDown { for_ms } => write!(f, "stepped down ({for_ms} ms left)"),
+            Self::Failed { why } => write!(f, "failed: {why}"),
         }
     }
 }
@@ -100,10 +115,12 @@ pub(crate) struct ReadinessState {
     self_check: Result<(), String>,
     stepped_down_until: Mutex<Option<Instant>>,
     /// A hand-over this node started or received: (the member taking over, why).
-    handover: Mutex<Option<(NodeId, ChangeReason)>>,
+    pub(crate) handover: Mutex<Option<(NodeId, ChangeReason)>>,
     last_change: Mutex<Option<LeaderChange>>,
     /// An operator paused automatic leadership actions (`conductor_pause`).
-    paused: std::sync::atomic::AtomicBool,
+    paused: AtomicBool,
+    /// Why this node is failing (a critical task ended): it must not lead again.
+    failed: Mutex<Option<String>>,
 }
 
 impl ReadinessState {
@@ -119,7 +136,8 @@ impl ReadinessState {
             stepped_down_until: Mutex::new(None),
             handover: Mutex::new(None),
             last_change: Mutex::new(None),
-            paused: std::sync::atomic::AtomicBool::new(false),
+            paused: AtomicBool::new(false),
+            failed: Mutex::new(None),
         })
     }
 }
@@ -127,17 +145,13 @@ impl ReadinessState {
 impl ReadinessState {
     /// Why this node is handing leadership on, if it is.
     pub(crate) fn handover_reason(&self) -> Option<ChangeReason> {
-        lock(&self.handover).map(|(_, why)| why)
+        self.handover.lock().map(|(_, why)| why)
     }
 
     /// A leader chose this node as its successor, because of `why`.
     pub(crate) fn received_handover(&self, why: ChangeReason) {
-        *lock(&self.handover) = Some((self.node_id, why));
+        *self.handover.lock() = Some((self.node_id, why));
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Consensus {
@@ -149,13 +163,16 @@ impl Consensus {
     /// Readiness given the commit index this node knows and its applied index.
     pub(crate) fn readiness_of(&self, committed: u64, applied: u64) -> Readiness {
         let state = &self.readiness;
+        if let Some(why) = state.failed.lock().clone() {
+            return Readiness::Failed { why };
+        }
         if state.standby_only {
             return Readiness::StandbyOnly;
         }
         if let Err(why) = &state.self_check {
             return Readiness::SelfCheckFailed { why: why.clone() };
         }
-        if let Some(until) = *lock(&state.stepped_down_until) {
+        if let Some(until) = *state.stepped_down_until.lock() {
             let left = until.saturating_duration_since(Instant::now());
             if !left.is_zero() {
                 return Readiness::SteppedDown {
@@ -173,37 +190,32 @@ impl Consensus {
     /// Pauses (or resumes) this node's automatic leadership actions: rotation,
     /// step-down and the not-ready hand-over. Raft itself goes on.
     pub fn set_paused(&self, paused: bool) {
-        self.readiness
-            .paused
-            .store(paused, std::sync::atomic::Ordering::SeqCst);
+        self.readiness.paused.store(paused, Ordering::SeqCst);
     }
 
     pub fn paused(&self) -> bool {
-        self.readiness
-            .paused
-            .load(std::sync::atomic::Ordering::SeqCst)
+        self.readiness.paused.load(Ordering::SeqCst)
+    }
+
+    /// Marks this node failed (fail-stop): unhealthy and never ready again, while
+    /// it stops.
+    pub fn fail(&self, why: String) {
+        *self.readiness.failed.lock() = Some(why);
+    }
+
+    pub(crate) fn failed(&self) -> bool {
+        self.readiness.failed.lock().is_some()
     }
 
     /// Marks this node not ready for `cool_down`: it failed to produce as leader.
     pub fn stepped_down(&self, cool_down: Duration) {
-        *lock(&self.readiness.stepped_down_until) = Some(Instant::now() + cool_down);
-    }
-
-    /// Hands leadership from this node (the leader) to `to` because of `why`; the
-    /// reason goes with the request, so old and new leader both record it.
-    pub async fn hand_over(&self, to: NodeId, why: ChangeReason) -> Result<(), ConsensusError> {
-        *lock(&self.readiness.handover) = Some((to, why));
-        self.raft
-            .trigger()
-            .transfer_leader(to)
-            .await
-            .map_err(|e| ConsensusError::Raft(e.to_string()))
+        *self.readiness.stepped_down_until.lock() = Some(Instant::now() + cool_down);
     }
 
     /// Takes the reason for a change of leader from the new leader's own record:
     /// a node that took no part in a hand-over first sees it as an election.
     pub fn learn_leader_change(&self, theirs: &LeaderChange) {
-        let mut ours = lock(&self.readiness.last_change);
+        let mut ours = self.readiness.last_change.lock();
         if let Some(ours) = ours.as_mut()
             && ours.term == theirs.term
             && ours.leader == theirs.leader
@@ -214,7 +226,7 @@ impl Consensus {
 
     /// The last change of leader this node saw, with its reason where it knows it.
     pub fn last_leader_change(&self) -> Option<LeaderChange> {
-        lock(&self.readiness.last_change).clone()
+        self.readiness.last_change.lock().clone()
     }
 }
 
@@ -236,16 +248,16 @@ pub(crate) async fn watch(consensus: Consensus) {
             (m.current_term, m.current_leader)
         };
         if leader.is_some() && seen.is_some_and(|s| s != (term, leader)) {
-            let handover = lock(&consensus.readiness.handover).take();
+            let handover = consensus.readiness.handover.lock().take();
             let reason = match handover {
                 Some((to, why)) if Some(to) == leader => why,
                 _ => ChangeReason::Election,
             };
-            *lock(&consensus.readiness.last_change) = Some(LeaderChange {
+            *consensus.readiness.last_change.lock() = Some(LeaderChange {
                 term,
                 leader,
                 reason,
-                at_ms: crate::status::now_ms(),
+                at_ms: baton_primitives::clock::now_ms(),
             });
             tracing::info!(term, ?leader, %reason, "leader changed");
         }

@@ -40,6 +40,7 @@ pub struct ChainView {
     /// Transactions applied to the open block so far.
     pub open_txs: usize,
     /// Index of the last applied log entry (0 before any).
+    /// Invariant: at most the commit index (openraft applies committed entries only).
     pub applied_index: u64,
 }
 
@@ -62,6 +63,8 @@ struct SnapshotPayload {
 pub struct StateMachine {
     store: Store,
     chain_id: u64,
+    /// Keep state for this many blocks behind the head (`None`: every block).
+    history_blocks: Option<u64>,
     applied: Applied,
     head: Arc<SealedBlock>,
     head_start_ms: u64,
@@ -74,10 +77,16 @@ pub struct StateMachine {
 
 impl StateMachine {
     /// Loads the applied chain from `store`, writing the genesis block on first start.
-    pub fn open(store: Store, spec: &ChainSpec) -> io::Result<(Self, watch::Receiver<ChainView>)> {
+    /// With `history_blocks`, state older than that many blocks is pruned as
+    /// blocks are sealed (an archive keeps all).
+    pub fn open(
+        store: Store,
+        spec: &ChainSpec,
+        history_blocks: Option<u64>,
+    ) -> io::Result<(Self, watch::Receiver<ChainView>)> {
         if store.head().map_err(io::Error::other)?.is_none() {
             let mut write = store.chain_write();
-            write_genesis(&mut write, spec).map_err(io::Error::other)?;
+            write_genesis(&store, &mut write, spec).map_err(io::Error::other)?;
             write.commit().map_err(io::Error::other)?;
         }
         let (head, open, applied) = load(&store, spec.chain_id)?;
@@ -93,6 +102,7 @@ impl StateMachine {
             Self {
                 store,
                 chain_id: spec.chain_id,
+                history_blocks,
                 applied,
                 head,
                 head_start_ms,
@@ -214,10 +224,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             }
                         }
                         BlockStep::Sealed(outcome) => {
+                            debug_assert_eq!(
+                                outcome.block.number(),
+                                self.head.number() + 1,
+                                "invariant 4: block numbers are contiguous"
+                            );
                             // The next block executes on this one's state: write it now,
                             // together with `last_applied` as of this entry.
                             self.applied.last_applied = Some(log_id);
                             write_sealed(&mut write, &outcome).map_err(io::Error::other)?;
+                            if let Some(keep) = self.history_blocks
+                                && let Some(oldest) = outcome.block.number().checked_sub(keep)
+                                && oldest > 0
+                            {
+                                write.prune_history(oldest).map_err(io::Error::other)?;
+                            }
                             write.close_open_block();
                             self.persisted = None;
                             write.set_applied(
@@ -252,6 +273,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         write.set_applied(codec::encode(&self.applied).map_err(io::Error::other)?);
         write.commit().map_err(io::Error::other)?;
         self.publish();
+        debug_assert_eq!(
+            self.view.borrow().applied_index,
+            self.applied
+                .last_applied
+                .as_ref()
+                .map_or(0, |id| id.index()),
+            "invariant 1: readers see everything applied before anyone is answered"
+        );
         // Answer clients only once the batch is in the store: an answer means applied.
         for responder in responders {
             responder.send(());

@@ -4,7 +4,7 @@
 use std::fmt;
 
 use alloy_primitives::B256;
-use baton_primitives::{Member, NodeId};
+use baton_primitives::{Member, NodeId, clock::now_ms};
 use openraft::{ServerState, type_config::async_runtime::WatchReceiver};
 use serde::{Deserialize, Serialize};
 
@@ -83,6 +83,10 @@ pub struct NodeStatus {
     pub healthy: bool,
     /// The last change of leader this node saw, and why where it knows.
     pub last_leader_change: Option<LeaderChange>,
+    /// Log index of the newest snapshot this node built or installed.
+    pub snapshot_index: Option<u64>,
+    /// Log entries up to this index are purged from this node's log.
+    pub purged_index: Option<u64>,
 }
 
 impl Consensus {
@@ -103,9 +107,12 @@ impl Consensus {
             // The head opened one block time before it was sealed; three more
             // block times without a new block is a stall (invariant 6's bound).
             healthy: metrics.state != ServerState::Shutdown
+                && !self.failed()
                 && now_ms().saturating_sub(chain.head_start_ms)
                     <= 4 * self.block_time.as_millis() as u64,
             last_leader_change: self.last_leader_change(),
+            snapshot_index: metrics.snapshot.map(|id| id.index()),
+            purged_index: metrics.purged.map(|id| id.index()),
         }
     }
 
@@ -157,10 +164,4 @@ fn info(id: NodeId, member: &Member, voter: bool) -> MemberInfo {
             Suffrage::Nonvoter
         },
     }
-}
-
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

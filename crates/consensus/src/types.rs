@@ -12,8 +12,6 @@ openraft::declare_raft_types!(
         Node = Member,
 );
 
-/// The Raft instance every node runs.
-pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachine>;
 /// Snapshot bytes as they move between state machine and network.
 pub(crate) type SnapshotData = Cursor<Vec<u8>>;
 

@@ -20,7 +20,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for RocksBuilder 
         let dir = tempfile::tempdir().map_err(io)?;
         let store = Store::open(dir.path()).map_err(|e| io(std::io::Error::other(e)))?;
         let (state_machine, _view) =
-            StateMachine::open(store.clone(), &ChainSpec::dev()).map_err(io)?;
+            StateMachine::open(store.clone(), &ChainSpec::dev(), None).map_err(io)?;
         Ok((dir, LogStore::new(store), state_machine))
     }
 }

@@ -95,6 +95,11 @@ pub fn apply_entry(
             let builder = open.as_mut().ok_or(ExecutionError::NoOpenBlock {
                 entry: "Transactions",
             })?;
+            debug_assert_eq!(
+                builder.start().number,
+                head.number() + 1,
+                "a batch only for the open block, on top of the head"
+            );
             let mut skipped = Vec::new();
             for (raw, sender) in &batch.txs {
                 match builder.execute(raw, *sender) {
@@ -125,6 +130,11 @@ pub fn apply_entry(
                     ours: outcome.block.hash,
                 });
             }
+            debug_assert_eq!(
+                outcome.block.hash,
+                outcome.block.header.hash_slow(),
+                "invariant 4: the sealed hash is the hash of the executed header"
+            );
             *open = None;
             Ok(BlockStep::Sealed(Box::new(outcome)))
         }
@@ -196,7 +206,7 @@ mod tests {
         let store = Store::open(dir.path()).expect("open");
         let spec = ChainSpec::dev_with_accounts(2);
         let mut write = store.chain_write();
-        crate::write_genesis(&mut write, &spec).expect("genesis");
+        crate::write_genesis(&store, &mut write, &spec).expect("genesis");
         write.commit().expect("commit");
         let genesis = store.block(0).expect("read").expect("genesis");
         (dir, store, genesis, spec)

@@ -4,7 +4,7 @@
 //!  head state (RocksDB) ◀── StoreDb ◀── CacheDB overlay (this block's changes)
 //!                                           ▲ commit after each transaction
 //!  Transactions entry ──▶ decode ──▶ revm (Prague rules) ──▶ receipt
-//!  BlockEnd ──▶ state root (head accounts + overlay) ──▶ header ──▶ SealedBlock + StateChanges
+//!  BlockEnd ──▶ state changes + trie updates (changes.rs) ──▶ header ──▶ SealedBlock
 //! ```
 //!
 //! Invariant: the overlay holds exactly the effects of `txs`, executed in order on
@@ -18,19 +18,22 @@ use alloy_consensus::{
 use alloy_eips::eip2718::Decodable2718;
 use alloy_evm::{Evm, EvmEnv, EvmFactory, eth::EthEvmFactory};
 use alloy_primitives::{Address, B256, Bloom, Bytes, U256};
-use alloy_trie::{
-    EMPTY_ROOT_HASH, KECCAK_EMPTY, TrieAccount,
-    root::{state_root_unhashed, storage_root_unhashed},
-};
+use alloy_trie::EMPTY_ROOT_HASH;
 use baton_primitives::{BlockStart, OpenBlock, SealedBlock};
-use baton_storage::{AccountRecord, Store};
+use baton_storage::Store;
 use revm::{
-    context::{BlockEnv, CfgEnv, result::EVMError, result::InvalidTransaction},
-    database::{AccountState, CacheDB},
+    DatabaseCommit,
+    context::{
+        BlockEnv, CfgEnv,
+        result::{EVMError, InvalidTransaction, ResultAndState},
+    },
+    database::CacheDB,
     primitives::hardfork::SpecId,
+    state::EvmState,
 };
 
 use crate::{
+    PendingBatch, StateChanges,
     block::seal_header,
     state::{StateError, StoreDb},
 };
@@ -105,17 +108,6 @@ pub struct ExecutedTx {
     pub contract_address: Option<Address>,
 }
 
-/// The state a sealed block leaves behind, to be written with it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StateChanges {
-    /// `None` deletes the account and its storage.
-    pub accounts: Vec<(Address, Option<AccountRecord>)>,
-    /// Accounts whose storage is wiped before `storage` is written (re-created).
-    pub wiped: Vec<Address>,
-    pub storage: Vec<(Address, U256, U256)>,
-    pub code: Vec<(B256, Bytes)>,
-}
-
 /// A sealed block with its receipts and state changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealOutcome {
@@ -135,6 +127,8 @@ pub struct BlockBuilder {
     /// Hashes of `executed`, for duplicate checks in constant time.
     hashes: std::collections::HashSet<B256>,
     gas_used: u64,
+    /// What each transaction since the last [`BlockBuilder::take_batch`] changed.
+    diffs: Vec<EvmState>,
 }
 
 impl BlockBuilder {
@@ -148,6 +142,7 @@ impl BlockBuilder {
             executed: Vec::new(),
             hashes: Default::default(),
             gas_used: 0,
+            diffs: Vec::new(),
         }
     }
 
@@ -170,6 +165,18 @@ impl BlockBuilder {
 
     pub fn executed(&self) -> &[ExecutedTx] {
         &self.executed
+    }
+
+    /// The transactions executed since the last call, with what they changed: one
+    /// applied batch of the open block, for the `pending` state.
+    pub fn take_batch(&mut self) -> PendingBatch {
+        let first = self.txs.len() - self.diffs.len();
+        PendingBatch::new(
+            first,
+            self.txs[first..].to_vec(),
+            self.executed[first..].to_vec(),
+            std::mem::take(&mut self.diffs),
+        )
     }
 
     /// Whether the transaction `hash` is already in this block.
@@ -228,14 +235,16 @@ impl BlockBuilder {
         let effective_gas_price = tx.effective_gas_price(Some(self.start.base_fee));
         let env = self.env();
         let mut evm = EthEvmFactory::default().create_evm(&mut self.db, env);
-        let result = evm.transact_commit(Recovered::new_unchecked(tx, sender));
+        let outcome = evm.transact(Recovered::new_unchecked(tx, sender));
         drop(evm);
-        let result = match result {
-            Ok(result) => result,
+        let ResultAndState { result, state } = match outcome {
+            Ok(outcome) => outcome,
             Err(EVMError::Transaction(invalid)) => return Err(refusal(invalid)),
             Err(EVMError::Database(e)) => return Err(TxError::State(e)),
             Err(other) => return Err(TxError::Rejected(other.to_string())),
         };
+        self.diffs.push(state.clone());
+        self.db.commit(state);
         let gas_used = result.tx_gas_used();
         self.gas_used += gas_used;
         let contract_address = result.created_address();
@@ -260,11 +269,11 @@ impl BlockBuilder {
             .unwrap_or_else(|| unreachable!("just pushed")))
     }
 
-    /// Seals the block on top of `parent`: state root, receipts root, bloom, header.
+    /// Seals the block on top of `parent`: state root (the tries updated along
+    /// the paths this block changed), receipts root, bloom, header.
     pub fn seal(&self, parent: &alloy_consensus::Header) -> Result<SealOutcome, StateError> {
-        let store = self.db.db.store();
-        let changes = self.state_changes()?;
-        let state_root = state_root_after(store, &changes)?;
+        let changes = crate::changes::state_changes(self.db.db.store(), &self.db.cache)?;
+        let state_root = changes.state_root;
         let receipts: Vec<ReceiptEnvelope> =
             self.executed.iter().map(|e| e.receipt.clone()).collect();
         let receipts_root = if receipts.is_empty() {
@@ -291,122 +300,4 @@ impl BlockBuilder {
             changes,
         })
     }
-
-    /// The overlay's changes against the head state, with fresh storage roots.
-    fn state_changes(&self) -> Result<StateChanges, StateError> {
-        let store = self.db.db.store();
-        let mut changes = StateChanges::default();
-        let mut addresses: Vec<&Address> = self.db.cache.accounts.keys().collect();
-        addresses.sort();
-        for address in addresses {
-            let account = &self.db.cache.accounts[address];
-            match account.account_state {
-                AccountState::None => {}
-                AccountState::NotExisting => {
-                    if store
-                        .account(*address)
-                        .map_err(|e| StateError(e.to_string()))?
-                        .is_some()
-                    {
-                        changes.accounts.push((*address, None));
-                    }
-                }
-                AccountState::Touched | AccountState::StorageCleared => {
-                    let cleared = account.account_state == AccountState::StorageCleared;
-                    let mut slots: Vec<(U256, U256)> =
-                        account.storage.iter().map(|(k, v)| (*k, *v)).collect();
-                    slots.sort();
-                    let mut merged: std::collections::BTreeMap<U256, U256> = if cleared {
-                        Default::default()
-                    } else {
-                        store
-                            .storage_slots(*address)
-                            .map_err(|e| StateError(e.to_string()))?
-                            .into_iter()
-                            .collect()
-                    };
-                    for (slot, value) in &slots {
-                        merged.insert(*slot, *value);
-                    }
-                    merged.retain(|_, value| !value.is_zero());
-                    let storage_root = if merged.is_empty() {
-                        EMPTY_ROOT_HASH
-                    } else {
-                        storage_root_unhashed(
-                            merged
-                                .iter()
-                                .map(|(slot, value)| (B256::from(*slot), *value)),
-                        )
-                    };
-                    if cleared {
-                        changes.wiped.push(*address);
-                    }
-                    changes.storage.extend(
-                        slots
-                            .into_iter()
-                            .map(|(slot, value)| (*address, slot, value)),
-                    );
-                    let code_hash = if account.info.code_hash == B256::ZERO {
-                        KECCAK_EMPTY
-                    } else {
-                        account.info.code_hash
-                    };
-                    changes.accounts.push((
-                        *address,
-                        Some(AccountRecord {
-                            nonce: account.info.nonce,
-                            balance: account.info.balance,
-                            code_hash,
-                            storage_root,
-                        }),
-                    ));
-                }
-            }
-        }
-        let mut code: Vec<(B256, Bytes)> = self
-            .db
-            .cache
-            .contracts
-            .iter()
-            .filter(|(hash, _)| **hash != KECCAK_EMPTY && **hash != B256::ZERO)
-            .map(|(hash, bytecode)| (*hash, bytecode.original_bytes()))
-            .collect();
-        code.sort();
-        changes.code = code;
-        Ok(changes)
-    }
-}
-
-/// The state root after applying `changes` to the head state in `store`.
-///
-/// Recomputed over every account: simple and exact; cost grows with the number of
-/// accounts (an incremental trie is the next step when state grows large).
-fn state_root_after(store: &Store, changes: &StateChanges) -> Result<B256, StateError> {
-    let mut accounts: std::collections::BTreeMap<Address, AccountRecord> = store
-        .accounts()
-        .map_err(|e| StateError(e.to_string()))?
-        .into_iter()
-        .collect();
-    for (address, account) in &changes.accounts {
-        match account {
-            Some(account) => accounts.insert(*address, account.clone()),
-            None => accounts.remove(address),
-        };
-    }
-    if accounts.is_empty() {
-        return Ok(EMPTY_ROOT_HASH);
-    }
-    Ok(state_root_unhashed(accounts.into_iter().map(
-        |(address, account)| {
-            (
-                address,
-                TrieAccount {
-                    nonce: account.nonce,
-                    balance: account.balance,
-                    storage_root: account.storage_root,
-                    code_hash: account.code_hash,
-                },
-            )
-        },
-    )))
 }

@@ -1,15 +1,22 @@
 //! The startup self-check behind DESIGN invariant 5: a node whose storage or
 //! executor cannot reproduce its own head must not lead.
 
+use alloy_primitives::{Address, B256, keccak256};
+use alloy_trie::Nibbles;
 use baton_primitives::BlockStart;
 use baton_storage::Store;
 
-use crate::{BlockBuilder, next_base_fee};
+use crate::{BlockBuilder, commit::account_leaf, next_base_fee};
+
+/// Accounts from the start of the state whose records are checked against the trie.
+const SAMPLED_ACCOUNTS: usize = 64;
 
 /// Reads the head block, checks that its header hashes to its recorded hash, then
 /// seals an empty block on top of the head state and checks that the state root is
-/// unchanged (an empty block changes no account). Both need the store's blocks and
-/// state readable and the executor and trie code working. Returns why not, if not.
+/// unchanged (an empty block changes no account), and that the accounts the head
+/// block changed, and a sample of the state, read the same in the state tables as
+/// through the trie. That needs the store's blocks, state and trie readable and the
+/// executor and trie code working. Returns why not, if not.
 pub fn self_check(store: &Store, chain_id: u64) -> Result<(), String> {
     let (number, hash) = store
         .head()
@@ -39,14 +46,38 @@ pub fn self_check(store: &Store, chain_id: u64) -> Result<(), String> {
             sealed.block.header.state_root, head.header.state_root
         ));
     }
+    let changed = store
+        .changed_keys(number)
+        .map_err(|e| e.to_string())?
+        .map(|keys| keys.accounts)
+        .unwrap_or_default();
+    let sample = store
+        .first_accounts(SAMPLED_ACCOUNTS)
+        .map_err(|e| e.to_string())?;
+    for address in changed.into_iter().chain(sample) {
+        check_account(store, address)?;
+    }
+    Ok(())
+}
+
+/// The account's record in the state tables is the leaf the trie holds for it.
+fn check_account(store: &Store, address: Address) -> Result<(), String> {
+    let record = store.account(address).map_err(|e| e.to_string())?;
+    let leaf = baton_trie::get(store, B256::ZERO, &Nibbles::unpack(keccak256(address)))
+        .map_err(|e| e.to_string())?;
+    if record.as_ref().map(account_leaf) != leaf {
+        return Err(format!(
+            "account {address} in the state tables disagrees with the trie of the state root"
+        ));
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use alloy_primitives::Address;
     use baton_primitives::ChainSpec;
     use baton_storage::AccountRecord;
+    use baton_trie::TrieWrites;
 
     use super::*;
     use crate::write_genesis;
@@ -57,7 +88,7 @@ mod tests {
         let store = Store::open(dir.path()).expect("open");
         let spec = ChainSpec::dev();
         let mut write = store.chain_write();
-        write_genesis(&mut write, &spec).expect("genesis");
+        write_genesis(&store, &mut write, &spec).expect("genesis");
         write.commit().expect("commit");
         assert_eq!(self_check(&store, spec.chain_id), Ok(()));
 
@@ -72,6 +103,24 @@ mod tests {
             .expect("put");
         write.commit().expect("commit");
         let why = self_check(&store, spec.chain_id).expect_err("tampered");
+        assert!(why.contains("root"), "{why}");
+    }
+
+    #[test]
+    fn a_chain_whose_trie_lost_its_root_fails() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let spec = ChainSpec::dev();
+        let mut write = store.chain_write();
+        write_genesis(&store, &mut write, &spec).expect("genesis");
+        write.commit().expect("commit");
+
+        let mut write = store.chain_write();
+        let mut lost = TrieWrites::default();
+        lost.nodes.insert(Nibbles::new(), None);
+        write.put_trie(&B256::ZERO, &lost);
+        write.commit().expect("commit");
+        let why = self_check(&store, spec.chain_id).expect_err("no trie");
         assert!(why.contains("root"), "{why}");
     }
 }

@@ -1,24 +1,32 @@
 //! The wiring: one function that assembles a node in the order data flows
-//! through it (DESIGN §1).
+//! through it (DESIGN §1), every long-lived part a critical task.
 //!
 //! ```text
 //!  genesis ─▶ Store (RocksDB) ─▶ p2p (allowlisted members) ─▶ Raft + state machine
-//!          ─▶ sequencer (acts while leader) ─▶ JSON-RPC (reads applied state)
+//!          ─▶ peers (readiness, allowlist) ─▶ sequencer + watchdog (act while leader)
+//!          ─▶ JSON-RPC (reads applied state; writes to the sequencer or the leader)
 //! ```
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use baton_consensus::{Consensus, ConsensusConfig};
 use baton_p2p::{Network, P2pConfig, load_or_create_key};
 use baton_primitives::ChainSpec;
-use baton_rpc::RpcContext;
+use baton_rpc::{
+    BatonHandler, ConductorHandler, EthHandler, FaultHandler, Handlers, NetHandler, Submitter,
+    Web3Handler,
+};
 use baton_sequencer::{Sequencer, SequencerConfig};
 use baton_storage::{Identity, Store};
 use eyre::{WrapErr, bail, eyre};
 use jsonrpsee::server::ServerHandle;
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::sync::watch;
 
-use crate::config::NodeConfig;
+use crate::{
+    config::{ClusterConfig, NodeConfig},
+    peers,
+    supervisor::{Supervisor, TaskFailure},
+};
 
 /// Largest Raft message: a snapshot of the chain, or a batch of full blocks.
 const MAX_P2P_MESSAGE: usize = 256 * 1024 * 1024;
@@ -30,172 +38,177 @@ pub struct Node {
     network: Network,
     rpc: ServerHandle,
     rpc_addr: SocketAddr,
-    sequencer: JoinHandle<()>,
-    readiness_poller: JoinHandle<()>,
-    allowlist: JoinHandle<()>,
+    supervisor: Supervisor,
     shutdown: watch::Sender<bool>,
 }
 
 /// Starts a node. `rpc_listener`, when given, is served instead of binding
-/// `config.rpc_addr` (tests pass a port-0 listener).
+/// `config.rpc.addr` (tests pass a port-0 listener).
 pub async fn launch(
     config: NodeConfig,
     rpc_listener: Option<std::net::TcpListener>,
 ) -> eyre::Result<Node> {
-    let spec = match &config.genesis {
+    let spec = match &config.data.genesis {
         Some(path) => ChainSpec::from_file(path)?,
-        None => ChainSpec::dev_with_accounts(config.dev_accounts),
+        None => ChainSpec::dev_with_accounts(config.data.dev_accounts),
     };
-
-    let store = Store::open(&config.data_dir.join("db"))?;
+    let store = Store::open(&config.data.data_dir.join("db"))?;
     check_identity(&store, &config, &spec)?;
+    let (network, inbound) = start_p2p(&config.cluster).await?;
 
-    let keypair = load_or_create_key(&config.node_key)?;
-    let me = &config.members[&config.id];
-    if keypair.public().to_peer_id() != me.peer_id {
-        bail!(
-            "the key in {} is peer {}, but member {} is configured as peer {}",
-            config.node_key.display(),
-            keypair.public().to_peer_id(),
-            config.id,
-            me.peer_id
-        );
-    }
-    let peers = config
-        .members
-        .iter()
-        .filter(|(id, _)| **id != config.id)
-        .map(|(_, m)| (m.peer_id, m.p2p_addr.clone()))
-        .collect();
-    let (network, inbound) = Network::start(P2pConfig {
-        keypair,
-        listen: config.p2p_addr.clone(),
-        peers,
-        max_message_bytes: MAX_P2P_MESSAGE,
-        request_timeout: Duration::from_secs(10),
-    })
-    .await
-    .wrap_err_with(|| format!("cannot start p2p on {}", config.p2p_addr))?;
-
-    let consensus_config = ConsensusConfig {
-        node_id: config.id,
-        heartbeat: config.timing.heartbeat,
-        election_timeout_min: config.timing.election_timeout_min,
-        election_timeout_max: config.timing.election_timeout_max,
-        snapshot_every: config.snapshot_every,
-        standby_only: config.standby_only,
-        block_time: config.timing.block_time,
-    };
-    let consensus = Consensus::start(
-        &consensus_config,
+    let supervisor = Supervisor::default();
+    let (consensus, tasks) = Consensus::start(
+        &ConsensusConfig {
+            node_id: config.cluster.id,
+            heartbeat: config.timing.heartbeat,
+            election_timeout_min: config.timing.election_timeout_min,
+            election_timeout_max: config.timing.election_timeout_max,
+            snapshot_every: config.data.snapshot_every,
+            standby_only: config.sequencer.standby_only,
+            block_time: config.timing.block_time,
+            state_history_blocks: config.data.state_history_blocks,
+        },
         &spec,
         store.clone(),
         network.clone(),
         inbound,
     )
     .await?;
+    for (name, task) in tasks {
+        supervisor.spawn_critical(name, task);
+    }
     // A founder initializes the cluster (all founders alike, harmlessly); a node
     // that joins a running cluster waits for the leader to add it.
-    if !config.join {
-        consensus
-            .bootstrap(
-                config
-                    .members
-                    .iter()
-                    .map(|(id, m)| (*id, m.member.clone()))
-                    .collect(),
-            )
-            .await?;
-    }
-    let allowlist = crate::peers::follow_membership(
-        consensus.clone(),
-        network.clone(),
-        config
+    if !config.cluster.join {
+        let members = config
+            .cluster
             .members
             .iter()
-            .filter(|(id, _)| **id != config.id)
-            .map(|(id, m)| (*id, m.peer_id))
-            .collect(),
+            .map(|(id, m)| (*id, m.member.clone()))
+            .collect();
+        consensus.bootstrap(members).await?;
+    }
+    let configured_peers = config
+        .cluster
+        .peers()
+        .map(|(id, m)| (id, m.peer_id))
+        .collect();
+    supervisor.spawn_critical(
+        "allowlist",
+        peers::follow_membership(consensus.clone(), network.clone(), configured_peers),
     );
+    let poll_every = (config.timing.block_time / 4)
+        .clamp(Duration::from_millis(100), Duration::from_millis(500));
+    let (members, readiness_poller) = peers::watch_readiness(consensus.clone(), poll_every);
+    supervisor.spawn_critical("peers", readiness_poller);
 
-    let (members, readiness_poller) = crate::peers::watch_readiness(
-        consensus.clone(),
-        (config.timing.block_time / 4)
-            .clamp(Duration::from_millis(100), Duration::from_millis(500)),
-    );
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (sequencer, submit) = Sequencer::new(
         SequencerConfig {
             chain_id: spec.chain_id,
             block_time: config.timing.block_time,
             gas_limit: spec.gas_limit,
-            coinbase: config.coinbase,
-            rotation_blocks: config.rotation_blocks,
+            coinbase: config.sequencer.coinbase,
+            rotation_blocks: config.sequencer.rotation_blocks,
             members: members.clone(),
-            fault_no_produce: config.fault_no_produce,
+            fault_no_produce: config.fault.no_produce,
         },
         consensus.clone(),
         store.clone(),
     );
-    let sequencer = tokio::spawn(sequencer.run(shutdown_rx));
+    supervisor.spawn_critical("sequencer", sequencer.run(shutdown_rx));
+    supervisor.spawn_critical(
+        "watchdog",
+        baton_sequencer::watchdog(consensus.clone(), config.timing.block_time, members.clone()),
+    );
 
     let listener = match rpc_listener {
         Some(listener) => listener,
-        None => std::net::TcpListener::bind(config.rpc_addr)
-            .wrap_err_with(|| format!("cannot listen for JSON-RPC on {}", config.rpc_addr))?,
+        None => std::net::TcpListener::bind(config.rpc.addr)
+            .wrap_err_with(|| format!("cannot listen for JSON-RPC on {}", config.rpc.addr))?,
     };
-    let (rpc, rpc_addr) = baton_rpc::serve(
-        listener,
-        RpcContext {
-            chain_id: spec.chain_id,
-            consensus: consensus.clone(),
-            store,
-            network: network.clone(),
-            submit,
-            forwarder: Default::default(),
-            filters: Default::default(),
-            client_version: format!("baton/v{}", env!("CARGO_PKG_VERSION")),
-            fault_injection: config.fault_injection,
-            admin_token: config.admin_token.as_deref().map(Into::into),
-            members: members.clone(),
-        },
-    )
-    .await?;
-    tracing::info!(id = config.id, %rpc_addr, p2p = %config.p2p_addr, chain_id = spec.chain_id, "node started");
+    let submitter = Submitter::new(consensus.clone(), submit);
+    let admin_token: Option<Arc<str>> = config.rpc.admin_token.as_deref().map(Into::into);
+    let handlers = Handlers {
+        eth: EthHandler::new(spec.chain_id, consensus.clone(), store, submitter.clone()),
+        net: NetHandler::new(spec.chain_id, network.clone()),
+        web3: Web3Handler::new(format!("baton/v{}", env!("CARGO_PKG_VERSION"))),
+        conductor: ConductorHandler::new(consensus.clone(), members, admin_token.is_some()),
+        baton: BatonHandler::new(consensus.clone(), submitter),
+        fault: config.fault.injection.then(|| {
+            FaultHandler::new(
+                consensus.clone(),
+                network.clone(),
+                Arc::new(supervisor.stopper()),
+            )
+        }),
+    };
+    let (rpc, rpc_addr) = baton_rpc::serve(listener, admin_token, handlers).await?;
+    supervisor.spawn_critical("rpc", rpc.clone().stopped());
+    tracing::info!(id = config.cluster.id, %rpc_addr, p2p = %config.cluster.p2p_addr, chain_id = spec.chain_id, "node started");
 
     Ok(Node {
         consensus,
         network,
         rpc,
         rpc_addr,
-        sequencer,
-        readiness_poller,
-        allowlist,
+        supervisor,
         shutdown,
     })
+}
+
+/// Starts libp2p with this node's key, allowing exactly the configured members.
+async fn start_p2p(
+    cluster: &ClusterConfig,
+) -> eyre::Result<(
+    Network,
+    tokio::sync::mpsc::Receiver<baton_p2p::InboundRequest>,
+)> {
+    let keypair = load_or_create_key(&cluster.node_key)?;
+    let me = &cluster.members[&cluster.id];
+    if keypair.public().to_peer_id() != me.peer_id {
+        bail!(
+            "the key in {} is peer {}, but member {} is configured as peer {}",
+            cluster.node_key.display(),
+            keypair.public().to_peer_id(),
+            cluster.id,
+            me.peer_id
+        );
+    }
+    Network::start(P2pConfig {
+        keypair,
+        listen: cluster.p2p_addr.clone(),
+        peers: cluster
+            .peers()
+            .map(|(_, m)| (m.peer_id, m.p2p_addr.clone()))
+            .collect(),
+        max_message_bytes: MAX_P2P_MESSAGE,
+        request_timeout: Duration::from_secs(10),
+    })
+    .await
+    .wrap_err_with(|| format!("cannot start p2p on {}", cluster.p2p_addr))
 }
 
 /// Refuses a data dir written by another member or for another chain.
 fn check_identity(store: &Store, config: &NodeConfig, spec: &ChainSpec) -> eyre::Result<()> {
     let ours = Identity {
-        node_id: config.id,
+        node_id: config.cluster.id,
         genesis_hash: spec.genesis_hash,
     };
+    let dir = config.data.data_dir.display();
     match store.identity()? {
         None => store.set_identity(&ours)?,
         Some(found) if found == ours => {}
         Some(found) if found.genesis_hash != ours.genesis_hash => {
             return Err(eyre!(
-                "data dir {} belongs to another chain (genesis {}), this node runs genesis {}",
-                config.data_dir.display(),
+                "data dir {dir} belongs to another chain (genesis {}), this node runs genesis {}",
                 found.genesis_hash,
                 ours.genesis_hash
             ));
         }
         Some(found) => {
             return Err(eyre!(
-                "data dir {} belongs to member {}, not {}",
-                config.data_dir.display(),
+                "data dir {dir} belongs to member {}, not {}",
                 found.node_id,
                 ours.node_id
             ));
@@ -213,9 +226,17 @@ impl Node {
         &self.consensus
     }
 
-    /// Resolves when the RPC server stops (it only stops through [`Node::stop`]).
-    pub async fn stopped(&self) {
-        self.rpc.clone().stopped().await;
+    /// Resolves when a critical task ends: the node must then [`Node::fail_stop`].
+    pub async fn failed(&mut self) -> TaskFailure {
+        self.supervisor.failed().await
+    }
+
+    /// Fail-stop: marks this node unhealthy (never ready to lead again), says why,
+    /// and stops every part.
+    pub async fn fail_stop(self, failure: &TaskFailure) {
+        tracing::error!(%failure, "a critical task failed: stopping this node");
+        self.consensus.fail(failure.to_string());
+        self.stop().await;
     }
 
     /// Stops every part and releases the data dir.
@@ -223,9 +244,7 @@ impl Node {
         let _ = self.shutdown.send(true);
         let _ = self.rpc.stop();
         self.rpc.stopped().await;
-        let _ = self.sequencer.await;
-        self.readiness_poller.abort();
-        self.allowlist.abort();
+        self.supervisor.abort_all();
         self.consensus.shutdown().await;
         self.network.shutdown().await;
     }

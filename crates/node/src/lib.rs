@@ -1,21 +1,15 @@
-//! baton-node: the `baton` binary's library: configuration, wiring, and the
-//! command-line tools around a node.
+//! baton-node: what runs in production: the configuration, the one wiring
+//! function, the peers a node follows, and the supervision of its tasks.
 //!
-//! - [`config`]: TOML + flags, validated together ([`config::NodeConfig`]).
-//! - [`launch`]: the one wiring function, [`launch::launch`], that `main` and the
-//!   tests both call.
-//! - [`cluster`]: a local cluster of `baton node` processes, used by `devnet`,
-//!   `bench` and the process-level tests.
-//! - [`cli`], [`devnet`], [`status`], [`bench`], [`chaos`]: the subcommands.
+//! - [`config`]: one struct per concern (cluster, data, timing, RPC, sequencer,
+//!   faults), from TOML and flags, checked as a whole into [`config::NodeConfig`].
+//! - [`launch`]: [`launch::launch`], the wiring function that the binary and the
+//!   tests both call; it returns a running [`launch::Node`].
+//! - [`peers`]: the members' readiness (where leadership goes) and the p2p
+//!   allowlist that follows the Raft membership.
+//! - [`supervisor`]: critical tasks and fail-stop.
 
-pub mod bench;
-pub mod bench_tps;
-pub mod chaos;
-pub mod cli;
-pub mod client;
-pub mod cluster;
 pub mod config;
-pub mod devnet;
 pub mod launch;
-pub mod peers;
-pub mod status;
+mod peers;
+pub mod supervisor;

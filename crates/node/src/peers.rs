@@ -7,22 +7,24 @@
 //!   bystander why the current leader leads.
 //! - The p2p allowlist, kept equal to the Raft membership as members join and leave.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, future::Future, time::Duration};
 
-use baton_consensus::{Consensus, Suffrage};
-use baton_p2p::{Multiaddr, Network, PeerId};
+use baton_consensus::{Consensus, NodeStatus, Suffrage};
+use baton_p2p::{Network, PeerId};
 use baton_primitives::NodeId;
-use tokio::{sync::watch, task::JoinHandle};
+use jsonrpsee::{core::client::ClientT, http_client::HttpClientBuilder, rpc_params};
+use tokio::sync::watch;
 
-use crate::client;
-
-/// Starts polling every `every`; the task ends when the receiver is dropped.
-pub fn watch_readiness(
+/// Polls every `every`: the readiness of every voter, and the task that keeps it.
+pub(crate) fn watch_readiness(
     consensus: Consensus,
     every: Duration,
-) -> (watch::Receiver<Vec<(NodeId, bool)>>, JoinHandle<()>) {
+) -> (
+    watch::Receiver<Vec<(NodeId, bool)>>,
+    impl Future<Output = ()> + Send + 'static,
+) {
     let (publish, members) = watch::channel(Vec::new());
-    let task = tokio::spawn(async move {
+    let task = async move {
         loop {
             let polls = consensus
                 .members()
@@ -34,7 +36,7 @@ pub fn watch_readiness(
                         if member.id == consensus.node_id() {
                             return (member.id, consensus.readiness().is_ready());
                         }
-                        let Ok(status) = client::node_status(&member.rpc_url, every).await else {
+                        let Ok(status) = node_status(&member.rpc_url, every).await else {
                             return (member.id, false);
                         };
                         // The leader knows why it leads; bystanders learn it here.
@@ -47,67 +49,73 @@ pub fn watch_readiness(
                     }
                 });
             let seen = futures::future::join_all(polls).await;
-            if publish.send(seen).is_err() {
-                return;
-            }
+            // The node holds a receiver for as long as it runs.
+            publish.send_replace(seen);
             tokio::time::sleep(every).await;
         }
-    });
+    };
     (members, task)
+}
+
+/// `baton_nodeStatus` of the member serving JSON-RPC at `url`.
+async fn node_status(url: &str, timeout: Duration) -> Result<NodeStatus, String> {
+    let client = HttpClientBuilder::default()
+        .request_timeout(timeout)
+        .build(url)
+        .map_err(|e| e.to_string())?;
+    client
+        .request("baton_nodeStatus", rpc_params![])
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Keeps the p2p allowlist equal to the Raft membership as it changes at runtime
 /// (`conductor_addServerAs*`, `conductor_removeServer`): new members may connect and
 /// are dialed, removed ones are cut off. `configured` are the peers allowed at start.
-pub fn follow_membership(
+pub(crate) async fn follow_membership(
     consensus: Consensus,
     network: Network,
     configured: BTreeMap<NodeId, PeerId>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut allowed = configured;
-        let mut seen_members = std::collections::BTreeSet::new();
-        let mut seen_version = None;
-        loop {
-            let version = consensus.membership_version();
-            if seen_version == Some(version) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+) {
+    let mut allowed = configured;
+    let mut seen_members = std::collections::BTreeSet::new();
+    let mut seen_version = None;
+    loop {
+        let version = consensus.membership_version();
+        if seen_version == Some(version) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        seen_version = Some(version);
+        let members = consensus.member_nodes();
+        for (id, member) in &members {
+            if *id == consensus.node_id() || allowed.contains_key(id) {
                 continue;
             }
-            seen_version = Some(version);
-            let members = consensus.member_nodes();
-            for (id, member) in &members {
-                if *id == consensus.node_id() || allowed.contains_key(id) {
-                    continue;
-                }
-                match (
-                    member.peer_id.parse::<PeerId>(),
-                    member.p2p_addr.parse::<Multiaddr>(),
-                ) {
-                    (Ok(peer), Ok(addr)) => {
-                        if network.allow_peer(peer, addr).await.is_ok() {
-                            tracing::info!(id, %peer, "new member: allowed on p2p");
-                            allowed.insert(*id, peer);
-                        }
+            match baton_p2p::parse_peer(&member.peer_id, &member.p2p_addr) {
+                Ok((peer, addr)) => {
+                    if network.allow_peer(peer, addr).await.is_ok() {
+                        tracing::info!(id, %peer, "new member: allowed on p2p");
+                        allowed.insert(*id, peer);
                     }
-                    _ => tracing::error!(id, ?member, "member with a bad peer id or address"),
                 }
-            }
-            // Only a member that left a membership we saw it in is cut off: before
-            // this node first learns the membership, it is empty.
-            let gone: Vec<NodeId> = allowed
-                .keys()
-                .copied()
-                .filter(|id| seen_members.contains(id) && !members.contains_key(id))
-                .collect();
-            seen_members = members.keys().copied().collect();
-            for id in gone {
-                if let Some(peer) = allowed.remove(&id)
-                    && network.disallow_peer(peer).await.is_ok()
-                {
-                    tracing::info!(id, %peer, "member removed: cut off on p2p");
-                }
+                Err(e) => tracing::error!(id, ?member, error = %e, "member with a bad peer"),
             }
         }
-    })
+        // Only a member that left a membership we saw it in is cut off: before
+        // this node first learns the membership, it is empty.
+        let gone: Vec<NodeId> = allowed
+            .keys()
+            .copied()
+            .filter(|id| seen_members.contains(id) && !members.contains_key(id))
+            .collect();
+        seen_members = members.keys().copied().collect();
+        for id in gone {
+            if let Some(peer) = allowed.remove(&id)
+                && network.disallow_peer(peer).await.is_ok()
+            {
+                tracing::info!(id, %peer, "member removed: cut off on p2p");
+            }
+        }
+    }
 }

@@ -1,12 +1,10 @@
 //! The operator's admin API: op-conductor's `conductor_` names, reads open to all,
 //! writes only with the node's bearer token.
 
-mod common;
-
 use std::time::Duration;
 
 use baton_consensus::ChangeReason;
-use common::TestCluster;
+use baton_testing::TestCluster;
 use jsonrpsee::{
     core::{ClientError, client::ClientT},
     http_client::{HeaderMap, HttpClient, HttpClientBuilder},
@@ -43,7 +41,7 @@ fn refusal(result: Result<(), ClientError>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn admin_writes_need_the_token_and_move_leadership() {
     let cluster = TestCluster::start_with(3, 300, 10_000, |_, config| {
-        config.admin_token = Some(TOKEN.to_string());
+        config.rpc.admin_token = Some(TOKEN.to_string());
     })
     .await;
     let leader = cluster.wait_for_leader(LONG).await;

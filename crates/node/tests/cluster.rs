@@ -1,13 +1,10 @@
 //! In-process 3-node clusters (DESIGN §6, layer 3): election, block production,
 //! leader crash and failover, restart and catch-up (by log and by snapshot).
 
-mod common;
-
 use std::time::Duration;
 
-use baton_node::client;
-use common::TestCluster;
-use openraft::type_config::async_runtime::WatchReceiver;
+use baton_devtools::client;
+use baton_testing::TestCluster;
 
 const BLOCK_MS: u64 = 300;
 const LONG: Duration = Duration::from_secs(30);
@@ -111,12 +108,7 @@ async fn long_absent_node_catches_up_from_a_snapshot() {
     cluster
         .wait_for_height(target, Duration::from_secs(60))
         .await;
-    let purged = cluster.nodes[&leader]
-        .consensus()
-        .raft()
-        .metrics()
-        .borrow_watched()
-        .purged;
+    let purged = cluster.status(leader).purged_index;
     assert!(
         purged.is_some(),
         "the leader purged its log behind a snapshot"
@@ -124,12 +116,7 @@ async fn long_absent_node_catches_up_from_a_snapshot() {
 
     cluster.restart(follower).await;
     cluster.wait_for_height(target + 2, LONG).await;
-    let snapshot = cluster.nodes[&follower]
-        .consensus()
-        .raft()
-        .metrics()
-        .borrow_watched()
-        .snapshot;
+    let snapshot = cluster.status(follower).snapshot_index;
     assert!(
         snapshot.is_some(),
         "the follower caught up through a snapshot"

@@ -2,8 +2,6 @@
 //! bytecode (tests/contracts/Counter.vy beside it), estimate, call, read logs by
 //! address and topic, and see a revert reason.
 
-mod common;
-
 use std::time::Duration;
 
 use alloy_network::{EthereumWallet, TransactionBuilder};
@@ -12,7 +10,7 @@ use alloy_provider::{Provider, ProviderBuilder};
 use alloy_rpc_types_eth::{Filter, TransactionRequest};
 use alloy_signer_local::PrivateKeySigner;
 use baton_primitives::dev_accounts;
-use common::{TestCluster, mined};
+use baton_testing::{TestCluster, mined};
 use jsonrpsee::{
     core::client::{Subscription, SubscriptionClientT},
     rpc_params,

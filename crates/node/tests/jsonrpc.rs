@@ -2,11 +2,9 @@
 //! libraries act on, request limits, batches; and that bad input loses nothing
 //! (the node keeps producing and answering afterwards).
 
-mod common;
-
 use std::time::Duration;
 
-use common::TestCluster;
+use baton_testing::TestCluster;
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},

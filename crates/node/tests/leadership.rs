@@ -1,13 +1,11 @@
 //! Leadership on purpose and under failure: planned rotation, the readiness gate
 //! (DESIGN invariant 5) and step-down of a leader that cannot produce (invariant 6).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use baton_consensus::{ChangeReason, Readiness};
 use baton_primitives::NodeId;
-use common::TestCluster;
+use baton_testing::TestCluster;
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -17,9 +15,7 @@ async fn transfer_to(cluster: &TestCluster, to: NodeId) {
     if leader != to {
         cluster.nodes[&leader]
             .consensus()
-            .raft()
-            .trigger()
-            .transfer_leader(to)
+            .hand_over(to, ChangeReason::Transfer)
             .await
             .expect("transfer");
     }
@@ -32,7 +28,7 @@ async fn transfer_to(cluster: &TestCluster, to: NodeId) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn leaders_that_cannot_produce_step_down_until_one_can() {
     let cluster = TestCluster::start_with(3, 300, 10_000, |id, config| {
-        config.fault_no_produce = id != 3;
+        config.fault.no_produce = id != 3;
     })
     .await;
     cluster.wait_for_leader(LONG).await;
@@ -67,7 +63,7 @@ async fn leaders_that_cannot_produce_step_down_until_one_can() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_standby_only_node_hands_leadership_on_at_once() {
     let mut cluster = TestCluster::start_with(3, 300, 10_000, |id, config| {
-        config.standby_only = id == 3;
+        config.sequencer.standby_only = id == 3;
     })
     .await;
     let leader = cluster.wait_for_leader(LONG).await;
@@ -101,7 +97,7 @@ async fn a_standby_only_node_hands_leadership_on_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rotation_hands_leadership_round_robin() {
     let cluster = TestCluster::start_with(3, 300, 10_000, |_, config| {
-        config.rotation_blocks = 2;
+        config.sequencer.rotation_blocks = 2;
     })
     .await;
     cluster.wait_for_leader(LONG).await;

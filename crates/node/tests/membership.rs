@@ -2,8 +2,6 @@
 //! catches up, is promoted to voter, and another member is removed, while a client
 //! keeps sending transfers through a follower.
 
-mod common;
-
 use std::{
     collections::HashMap,
     sync::{
@@ -15,9 +13,9 @@ use std::{
 
 use alloy_primitives::{Address, B256};
 use alloy_signer_local::PrivateKeySigner;
-use baton_node::client::signed_transfer;
+use baton_devtools::client::signed_transfer;
 use baton_primitives::{NodeId, dev_accounts};
-use common::TestCluster;
+use baton_testing::TestCluster;
 use jsonrpsee::{
     core::client::ClientT,
     http_client::{HeaderMap, HttpClient, HttpClientBuilder},
@@ -67,11 +65,11 @@ async fn suffrage(url: &str, id: NodeId) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_member_joins_is_promoted_and_another_leaves_under_load() {
     let mut cluster = TestCluster::start_with(4, 300, 10_000, |id, config| {
-        config.admin_token = Some(TOKEN.to_string());
+        config.rpc.admin_token = Some(TOKEN.to_string());
         if id == 4 {
-            config.join = true;
+            config.cluster.join = true;
         } else {
-            config.members.remove(&4);
+            config.cluster.members.remove(&4);
         }
     })
     .await;
@@ -129,7 +127,7 @@ async fn a_member_joins_is_promoted_and_another_leaves_under_load() {
     };
 
     let url = cluster.url(leader);
-    let four = &cluster.configs[&4].members[&4];
+    let four = &cluster.configs[&4].cluster.members[&4];
     let addr = format!("{}/p2p/{}", four.p2p_addr, four.peer_id);
     let four_url = cluster.url(4);
     admin(&url)

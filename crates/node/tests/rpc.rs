@@ -1,8 +1,6 @@
 //! JSON-RPC through a follower, with a real client (alloy's provider): chain
 //! facts, blocks, and the dev genesis state every node serves.
 
-mod common;
-
 use std::time::Duration;
 
 use alloy_primitives::{Address, U256};
@@ -12,7 +10,7 @@ use baton_primitives::{
     dev_accounts,
     genesis::{DEV_BALANCE, DEV_CHAIN_ID},
 };
-use common::TestCluster;
+use baton_testing::TestCluster;
 
 const LONG: Duration = Duration::from_secs(30);
 

@@ -2,8 +2,6 @@
 //! local signer): transfers, nonce bursts, refusals with the words wallets match,
 //! and the same client carrying on after the leader is killed.
 
-mod common;
-
 use std::time::Duration;
 
 use alloy_network::{EthereumWallet, TransactionBuilder};
@@ -12,7 +10,7 @@ use alloy_provider::{Provider, ProviderBuilder};
 use alloy_rpc_types_eth::{TransactionReceipt, TransactionRequest};
 use alloy_signer_local::PrivateKeySigner;
 use baton_primitives::{dev_accounts, genesis::DEV_CHAIN_ID};
-use common::{TestCluster, mined};
+use baton_testing::{TestCluster, mined};
 
 const LONG: Duration = Duration::from_secs(30);
 

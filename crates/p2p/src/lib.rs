@@ -67,9 +67,24 @@ impl P2pConfig {
     }
 }
 
+/// A member's libp2p identity and dial address, from their text forms (as a
+/// config file or a membership entry holds them).
+pub fn parse_peer(peer_id: &str, addr: &str) -> Result<(PeerId, Multiaddr)> {
+    let peer = peer_id
+        .parse()
+        .map_err(|e| P2pError::BadPeer(format!("peer id {peer_id:?}: {e}")))?;
+    let addr = addr
+        .parse()
+        .map_err(|e| P2pError::BadPeer(format!("address {addr:?}: {e}")))?;
+    Ok((peer, addr))
+}
+
 /// Why a network operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum P2pError {
+    /// A peer id or address does not parse.
+    #[error("bad peer: {0}")]
+    BadPeer(String),
     /// The configuration is inconsistent.
     #[error("invalid p2p config: {0}")]
     InvalidConfig(&'static str),

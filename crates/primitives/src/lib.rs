@@ -8,8 +8,10 @@
 //! - [`member`]: node ids and what a member publishes about itself (peer id,
 //!   p2p address, RPC URL).
 //! - [`codec`]: the one bounded binary codec used on disk and on the wire.
+//! - [`clock`]: wall-clock milliseconds, as blocks are stamped.
 
 pub mod block;
+pub mod clock;
 pub mod codec;
 pub mod entry;
 pub mod genesis;

@@ -1,19 +1,49 @@
-//! `baton_` methods: this node's own view of itself.
+//! `baton_` methods: this node's own view of itself, and the leader-only
+//! submission followers forward writes to.
 
-use baton_consensus::NodeStatus;
-use jsonrpsee::{core::RpcResult, proc_macros::rpc};
+use alloy_primitives::{B256, Bytes};
+use baton_consensus::{Consensus, NodeStatus};
+use jsonrpsee::{
+    core::{RpcResult, async_trait},
+    proc_macros::rpc,
+};
 
-use crate::RpcContext;
+use crate::Submitter;
+
+/// What the `baton_` methods need.
+#[derive(Debug, Clone)]
+pub struct BatonHandler {
+    consensus: Consensus,
+    submitter: Submitter,
+}
+
+impl BatonHandler {
+    pub fn new(consensus: Consensus, submitter: Submitter) -> Self {
+        Self {
+            consensus,
+            submitter,
+        }
+    }
+}
 
 #[rpc(server)]
 pub trait BatonApi {
     /// Id, role, term, leader, applied/committed index, head.
     #[method(name = "baton_nodeStatus")]
     fn node_status(&self) -> RpcResult<NodeStatus>;
+
+    /// Leader-only submission (what followers forward to); never forwards again.
+    #[method(name = "baton_submitRawTransaction")]
+    async fn submit_raw_transaction(&self, raw: Bytes) -> RpcResult<B256>;
 }
 
-impl BatonApiServer for RpcContext {
+#[async_trait]
+impl BatonApiServer for BatonHandler {
     fn node_status(&self) -> RpcResult<NodeStatus> {
         Ok(self.consensus.status())
+    }
+
+    async fn submit_raw_transaction(&self, raw: Bytes) -> RpcResult<B256> {
+        self.submitter.submit_leader_only(raw).await
     }
 }

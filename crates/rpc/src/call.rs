@@ -6,13 +6,13 @@ use alloy_rpc_types_eth::TransactionRequest;
 use baton_execution::{CallError, CallOutcome, CallRequest, call, estimate_gas, reverted_message};
 use jsonrpsee::{core::RpcResult, proc_macros::rpc, types::ErrorObjectOwned};
 
-use crate::{RpcContext, internal};
+use crate::{EthHandler, internal};
 
 /// JSON-RPC code for a reverted call (geth's), with the revert data attached.
 const EXECUTION_REVERTED: i32 = 3;
 
 #[rpc(server)]
-pub trait CallApi {
+pub trait EthCallApi {
     #[method(name = "eth_call")]
     fn call(&self, request: TransactionRequest, block: Option<BlockId>) -> RpcResult<Bytes>;
 
@@ -40,7 +40,7 @@ fn call_error(error: CallError) -> ErrorObjectOwned {
     }
 }
 
-impl CallApiServer for RpcContext {
+impl EthCallApiServer for EthHandler {
     fn call(&self, request: TransactionRequest, block: Option<BlockId>) -> RpcResult<Bytes> {
         self.check_head_state(block)?;
         let head = self.consensus.chain().borrow().head.clone();

@@ -3,7 +3,7 @@
 //! that change anything need `Authorization: Bearer <token>` (the token in the file
 //! given by `--admin-token-file`), checked by [`authorize`] on the HTTP request.
 
-use baton_consensus::{ChangeReason, MemberInfo, Suffrage};
+use baton_consensus::{ChangeReason, Consensus, MemberInfo, Suffrage};
 use baton_primitives::{Member, NodeId};
 use jsonrpsee::{
     Extensions,
@@ -13,11 +13,36 @@ use jsonrpsee::{
     types::ErrorObjectOwned,
 };
 use serde::Serialize;
+use tokio::sync::watch;
 
-use crate::{RpcContext, internal, invalid_params};
+use crate::{internal, invalid_params};
 
 /// JSON-RPC error code of a refused admin call.
 pub const UNAUTHORIZED: i32 = -32001;
+
+/// What the `conductor_` methods need.
+#[derive(Debug, Clone)]
+pub struct ConductorHandler {
+    consensus: Consensus,
+    /// Every voter's readiness, for `conductor_transferLeader`'s choice.
+    members: watch::Receiver<Vec<(NodeId, bool)>>,
+    /// Whether this node has an admin token (checked per request by [`authorize`]).
+    admin_on: bool,
+}
+
+impl ConductorHandler {
+    pub fn new(
+        consensus: Consensus,
+        members: watch::Receiver<Vec<(NodeId, bool)>>,
+        admin_on: bool,
+    ) -> Self {
+        Self {
+            consensus,
+            members,
+            admin_on,
+        }
+    }
+}
 
 /// op-conductor's `ClusterMembership`.
 #[derive(Debug, Clone, Serialize)]
@@ -137,11 +162,8 @@ fn new_member(addr: &str, rpc_url: Option<String>) -> RpcResult<Member> {
     let (dial, peer) = addr
         .rsplit_once("/p2p/")
         .ok_or_else(|| invalid_params(format!("addr {addr} must end in /p2p/<peer id>")))?;
-    let peer: baton_p2p::PeerId = peer
-        .parse()
-        .map_err(|e| invalid_params(format!("peer id in {addr}: {e}")))?;
-    dial.parse::<baton_p2p::Multiaddr>()
-        .map_err(|e| invalid_params(format!("addr {dial}: {e}")))?;
+    let (peer, _) = baton_p2p::parse_peer(peer, dial)
+        .map_err(|e| invalid_params(format!("addr {addr}: {e}")))?;
     let rpc_url = rpc_url
         .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
         .ok_or_else(|| {
@@ -154,9 +176,9 @@ fn new_member(addr: &str, rpc_url: Option<String>) -> RpcResult<Member> {
     })
 }
 
-impl RpcContext {
+impl ConductorHandler {
     fn require_admin(&self, extensions: &Extensions) -> RpcResult<()> {
-        if self.admin_token.is_none() {
+        if !self.admin_on {
             return Err(ErrorObjectOwned::owned(
                 UNAUTHORIZED,
                 "admin methods are off on this node: start it with --admin-token-file",
@@ -233,7 +255,7 @@ impl RpcContext {
 }
 
 #[async_trait]
-impl ConductorApiServer for RpcContext {
+impl ConductorApiServer for ConductorHandler {
     fn leader(&self) -> RpcResult<bool> {
         Ok(self.consensus.is_leader())
     }

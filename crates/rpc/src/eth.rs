@@ -1,23 +1,45 @@
-//! `eth_`, `net_` and `web3_` methods over the applied chain.
+//! The `eth_` namespace's handler, and its block methods. The other `eth_` methods
+//! are in `state`, `tx`, `call`, `logs`, `filters` and `pubsub`, on the same handler.
 
 use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::{B256, U64, keccak256};
 use alloy_rpc_types_eth::{Block, BlockTransactions, Header, Transaction, TransactionReceipt};
+use baton_consensus::Consensus;
 use baton_primitives::SealedBlock;
+use baton_storage::Store;
 use jsonrpsee::{core::RpcResult, proc_macros::rpc};
 
-use crate::{RpcContext, internal, tx::SealedTx};
+use crate::{filters::Filters, internal, tx::SealedTx, tx::Submitter};
+
+/// What the `eth_` methods read and write through.
+#[derive(Debug, Clone)]
+pub struct EthHandler {
+    pub(crate) chain_id: u64,
+    /// The applied chain's view (head, open block).
+    pub(crate) consensus: Consensus,
+    pub(crate) store: Store,
+    /// Where sent transactions go: this node's sequencer, or the leader's.
+    pub(crate) submitter: Submitter,
+    /// Installed polling filters.
+    pub(crate) filters: Filters,
+}
+
+impl EthHandler {
+    pub fn new(chain_id: u64, consensus: Consensus, store: Store, submitter: Submitter) -> Self {
+        Self {
+            chain_id,
+            consensus,
+            store,
+            submitter,
+            filters: Filters::default(),
+        }
+    }
+}
 
 #[rpc(server)]
-pub trait EthApi {
+pub trait EthBlocksApi {
     #[method(name = "eth_chainId")]
     fn chain_id(&self) -> RpcResult<U64>;
-
-    #[method(name = "net_version")]
-    fn net_version(&self) -> RpcResult<String>;
-
-    #[method(name = "web3_clientVersion")]
-    fn client_version(&self) -> RpcResult<String>;
 
     #[method(name = "eth_blockNumber")]
     fn block_number(&self) -> RpcResult<U64>;
@@ -53,7 +75,7 @@ pub trait EthApi {
     fn block_receipts(&self, block: BlockId) -> RpcResult<Option<Vec<TransactionReceipt>>>;
 }
 
-impl RpcContext {
+impl EthHandler {
     fn head_number(&self) -> u64 {
         self.consensus.chain().borrow().head.number()
     }
@@ -134,17 +156,9 @@ fn rpc_block(block: SealedBlock, transactions: BlockTransactions<Transaction>) -
     }
 }
 
-impl EthApiServer for RpcContext {
+impl EthBlocksApiServer for EthHandler {
     fn chain_id(&self) -> RpcResult<U64> {
         Ok(U64::from(self.chain_id))
-    }
-
-    fn net_version(&self) -> RpcResult<String> {
-        Ok(self.chain_id.to_string())
-    }
-
-    fn client_version(&self) -> RpcResult<String> {
-        Ok(self.client_version.clone())
     }
 
     fn block_number(&self) -> RpcResult<U64> {

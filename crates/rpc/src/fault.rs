@@ -1,16 +1,47 @@
-//! `baton_faultPartition`: fault injection for the chaos harness. Served only by a
-//! node started with `--fault-injection`; a production node never has it.
+//! `baton_fault*`: fault injection for the tests and the chaos harness. Served
+//! only by a node started with `--fault-injection`; a production node never has it.
 //!
 //! A partition here cuts the Raft transport (libp2p): blocked members can neither
 //! dial this node nor be dialed by it, and open connections to them are closed.
 //! The JSON-RPC port stays reachable, as a load balancer in front of a cut-off
 //! node would be.
 
-use baton_p2p::{Multiaddr, PeerId};
+use std::sync::Arc;
+
+use baton_consensus::Consensus;
+use baton_p2p::Network;
 use baton_primitives::NodeId;
 use jsonrpsee::{core::RpcResult, core::async_trait, proc_macros::rpc};
 
-use crate::{RpcContext, internal, invalid_params};
+use crate::{internal, invalid_params};
+
+/// Stops the node's critical task of that name, as a crash of it would; an error
+/// names what is unknown.
+pub type StopTask = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// What the fault methods reach into.
+#[derive(Clone)]
+pub struct FaultHandler {
+    consensus: Consensus,
+    network: Network,
+    stop_task: StopTask,
+}
+
+impl std::fmt::Debug for FaultHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultHandler").finish_non_exhaustive()
+    }
+}
+
+impl FaultHandler {
+    pub fn new(consensus: Consensus, network: Network, stop_task: StopTask) -> Self {
+        Self {
+            consensus,
+            network,
+            stop_task,
+        }
+    }
+}
 
 #[rpc(server)]
 pub trait FaultApi {
@@ -18,10 +49,15 @@ pub trait FaultApi {
     /// one; `[]` heals. The caller applies the mirror image on the other side.
     #[method(name = "baton_faultPartition")]
     async fn partition(&self, blocked: Vec<NodeId>) -> RpcResult<()>;
+
+    /// Ends this node's critical task `name` (e.g. "sequencer"), as if it crashed:
+    /// the node must notice, stop and exit non-zero.
+    #[method(name = "baton_faultStopTask")]
+    fn stop_task(&self, name: String) -> RpcResult<()>;
 }
 
 #[async_trait]
-impl FaultApiServer for RpcContext {
+impl FaultApiServer for FaultHandler {
     async fn partition(&self, blocked: Vec<NodeId>) -> RpcResult<()> {
         let members = self.consensus.members();
         if let Some(unknown) = blocked
@@ -31,11 +67,11 @@ impl FaultApiServer for RpcContext {
             return Err(invalid_params(format!("no member {unknown}")));
         }
         for member in members.iter().filter(|m| m.id != self.consensus.node_id()) {
-            let peer: PeerId = member.peer_id.parse().map_err(internal)?;
+            let (peer, addr) =
+                baton_p2p::parse_peer(&member.peer_id, &member.addr).map_err(internal)?;
             if blocked.contains(&member.id) {
                 self.network.disallow_peer(peer).await.map_err(internal)?;
             } else {
-                let addr: Multiaddr = member.addr.parse().map_err(internal)?;
                 self.network
                     .allow_peer(peer, addr)
                     .await
@@ -47,5 +83,10 @@ impl FaultApiServer for RpcContext {
             "fault injection: Raft links to these members are cut"
         );
         Ok(())
+    }
+
+    fn stop_task(&self, name: String) -> RpcResult<()> {
+        tracing::warn!(task = %name, "fault injection: stopping a critical task");
+        (self.stop_task)(&name).map_err(invalid_params)
     }
 }

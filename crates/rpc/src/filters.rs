@@ -4,15 +4,16 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use alloy_primitives::U256;
 use alloy_rpc_types_eth::{Filter, FilterChanges, Log};
 use jsonrpsee::{core::RpcResult, proc_macros::rpc};
+use parking_lot::Mutex;
 
-use crate::{RpcContext, internal, invalid_params};
+use crate::{EthHandler, internal, invalid_params};
 
 /// A filter nobody polls for this long is forgotten (geth's default).
 pub(crate) const FILTER_IDLE: Duration = Duration::from_secs(300);
@@ -35,13 +36,13 @@ struct Installed {
 
 /// The node's installed filters.
 #[derive(Debug, Clone, Default)]
-pub struct Filters {
+pub(crate) struct Filters {
     inner: Arc<Mutex<(u64, HashMap<u64, Installed>)>>,
 }
 
 impl Filters {
     fn install(&self, kind: FilterKind, next: u64) -> RpcResult<U256> {
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.inner.lock();
         let (counter, filters) = &mut *guard;
         filters.retain(|_, f| f.polled.elapsed() < FILTER_IDLE);
         if filters.len() >= MAX_FILTERS {
@@ -61,7 +62,7 @@ impl Filters {
 
     /// The filter `id`, with its cursor moved to `head + 1` (what it had before).
     fn poll(&self, id: U256, head: u64) -> RpcResult<Installed> {
-        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.inner.lock();
         let filter = u64::try_from(id)
             .ok()
             .and_then(|id| guard.1.get_mut(&id))
@@ -74,7 +75,7 @@ impl Filters {
 }
 
 #[rpc(server)]
-pub trait FilterApi {
+pub trait EthFilterApi {
     #[method(name = "eth_newFilter")]
     fn new_filter(&self, filter: Filter) -> RpcResult<U256>;
 
@@ -91,13 +92,13 @@ pub trait FilterApi {
     fn uninstall_filter(&self, id: U256) -> RpcResult<bool>;
 }
 
-impl RpcContext {
+impl EthHandler {
     fn head(&self) -> u64 {
         self.consensus.chain().borrow().head.number()
     }
 }
 
-impl FilterApiServer for RpcContext {
+impl EthFilterApiServer for EthHandler {
     fn new_filter(&self, filter: Filter) -> RpcResult<U256> {
         let next = filter.get_from_block().unwrap_or(self.head() + 1);
         self.filters
@@ -134,20 +135,20 @@ impl FilterApiServer for RpcContext {
 
     fn filter_logs(&self, id: U256) -> RpcResult<Vec<Log>> {
         let installed = {
-            let guard = self.filters.inner.lock().unwrap_or_else(|p| p.into_inner());
+            let guard = self.filters.inner.lock();
             u64::try_from(id)
                 .ok()
                 .and_then(|id| guard.1.get(&id).cloned())
                 .ok_or_else(|| invalid_params("filter not found"))?
         };
         match installed.kind {
-            FilterKind::Logs(filter) => crate::logs::LogsApiServer::logs(self, *filter),
+            FilterKind::Logs(filter) => crate::logs::EthLogsApiServer::logs(self, *filter),
             FilterKind::Blocks => Err(invalid_params("eth_getFilterLogs needs a log filter")),
         }
     }
 
     fn uninstall_filter(&self, id: U256) -> RpcResult<bool> {
-        let mut guard = self.filters.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.filters.inner.lock();
         Ok(u64::try_from(id)
             .ok()
             .and_then(|id| guard.1.remove(&id))

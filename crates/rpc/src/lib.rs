@@ -1,13 +1,15 @@
 //! baton-rpc: the JSON-RPC every node serves, HTTP and WebSocket on one port.
 //!
 //! ```text
-//!  wallet / operator ──HTTP|WS──▶ jsonrpsee ──▶ eth_*      (applied chain, via Store;
+//!  wallet / operator ──HTTP|WS──▶ jsonrpsee ──▶ eth_*      EthHandler (applied chain, via Store;
 //!                                            │              writes to the leader's sequencer)
-//!                                            ├─▶ conductor_* (Raft leadership, membership)
-//!                                            └─▶ baton_*     (node status)
+//!                                            ├─▶ net_*, web3_*  NetHandler, Web3Handler
+//!                                            ├─▶ conductor_*    ConductorHandler (leadership, membership)
+//!                                            └─▶ baton_*        BatonHandler (status, forwarded writes)
 //! ```
 //!
-//! Every answer comes from applied (hence committed) state: DESIGN invariant 1.
+//! One handler per namespace, each holding only what it needs; [`serve`] assembles
+//! them. Every answer comes from applied (hence committed) state: DESIGN invariant 1.
 
 mod baton;
 mod call;
@@ -16,30 +18,30 @@ mod eth;
 mod fault;
 mod filters;
 mod logs;
+mod net;
 mod pubsub;
 mod state;
 mod tx;
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc};
 
-use baton_consensus::Consensus;
-use baton_storage::Store;
 use jsonrpsee::{
     RpcModule,
     server::{BatchRequestConfig, Server, ServerConfig, ServerHandle},
     types::ErrorObjectOwned,
 };
 
-pub use baton::BatonApiServer;
-pub use call::CallApiServer;
-pub use conductor::{ConductorApiServer, UNAUTHORIZED};
-pub use eth::EthApiServer;
-pub use fault::FaultApiServer;
-pub use filters::{FilterApiServer, Filters};
-pub use logs::LogsApiServer;
-pub use pubsub::PubSubApiServer;
-pub use state::StateApiServer;
-pub use tx::{Forwarder, MAX_TX_BYTES, TxApiServer};
+pub use baton::{BatonApiServer, BatonHandler};
+pub use call::EthCallApiServer;
+pub use conductor::{ConductorApiServer, ConductorHandler, UNAUTHORIZED};
+pub use eth::{EthBlocksApiServer, EthHandler};
+pub use fault::{FaultApiServer, FaultHandler, StopTask};
+pub use filters::EthFilterApiServer;
+pub use logs::EthLogsApiServer;
+pub use net::{NetApiServer, NetHandler, Web3ApiServer, Web3Handler};
+pub use pubsub::EthPubSubApiServer;
+pub use state::EthStateApiServer;
+pub use tx::{EthTxApiServer, MAX_TX_BYTES, Submitter};
 
 /// Largest request body we read (a batch of raw transactions fits comfortably).
 pub const MAX_REQUEST_BYTES: u32 = 5 * 1024 * 1024;
@@ -57,32 +59,24 @@ pub enum RpcError {
     Register(#[from] jsonrpsee::core::RegisterMethodError),
 }
 
-/// What the handlers read from.
-#[derive(Debug, Clone)]
-pub struct RpcContext {
-    pub chain_id: u64,
-    pub consensus: Consensus,
-    pub store: Store,
-    pub network: baton_p2p::Network,
-    /// This node's sequencer, for transactions while it leads.
-    pub submit: baton_sequencer::SubmitHandle,
-    /// The client writes are forwarded through, kept while the leader stays.
-    pub forwarder: tx::Forwarder,
-    /// Installed polling filters.
-    pub filters: Filters,
-    pub client_version: String,
-    /// Serve `baton_faultPartition` (tests and the chaos harness only).
-    pub fault_injection: bool,
-    /// Bearer token that admin (`conductor_` writes) methods require; off when `None`.
-    pub admin_token: Option<std::sync::Arc<str>>,
-    /// Every voter's readiness, for `conductor_transferLeader`'s choice.
-    pub members: tokio::sync::watch::Receiver<Vec<(baton_primitives::NodeId, bool)>>,
+/// One handler per namespace, each holding only what it needs.
+#[derive(Debug)]
+pub struct Handlers {
+    pub eth: EthHandler,
+    pub net: NetHandler,
+    pub web3: Web3Handler,
+    pub conductor: ConductorHandler,
+    pub baton: BatonHandler,
+    /// `baton_fault*`: only on a node started with fault injection.
+    pub fault: Option<FaultHandler>,
 }
 
 /// Serves every namespace on `listener` until the returned handle is stopped.
+/// `admin_token` guards the `conductor_` methods that change anything.
 pub async fn serve(
     listener: std::net::TcpListener,
-    context: RpcContext,
+    admin_token: Option<Arc<str>>,
+    handlers: Handlers,
 ) -> Result<(ServerHandle, SocketAddr), RpcError> {
     listener.set_nonblocking(true)?;
     let config = ServerConfig::builder()
@@ -90,27 +84,36 @@ pub async fn serve(
         .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH_LEN))
         .max_connections(MAX_CONNECTIONS)
         .build();
-    let token = context.admin_token.clone();
     let http = tower::ServiceBuilder::new()
-        .map_request(move |request| conductor::authorize(token.as_deref(), request));
+        .map_request(move |request| conductor::authorize(admin_token.as_deref(), request));
     let server = Server::builder()
         .set_config(config)
         .set_http_middleware(http)
         .build_from_tcp(listener)?;
     let addr = server.local_addr()?;
+    let Handlers {
+        eth,
+        net,
+        web3,
+        conductor,
+        baton,
+        fault,
+    } = handlers;
     let mut module = RpcModule::new(());
-    module.merge(EthApiServer::into_rpc(context.clone()))?;
-    module.merge(StateApiServer::into_rpc(context.clone()))?;
-    module.merge(TxApiServer::into_rpc(context.clone()))?;
-    module.merge(CallApiServer::into_rpc(context.clone()))?;
-    module.merge(LogsApiServer::into_rpc(context.clone()))?;
-    module.merge(FilterApiServer::into_rpc(context.clone()))?;
-    module.merge(PubSubApiServer::into_rpc(context.clone()))?;
-    module.merge(ConductorApiServer::into_rpc(context.clone()))?;
-    if context.fault_injection {
-        module.merge(FaultApiServer::into_rpc(context.clone()))?;
+    module.merge(EthBlocksApiServer::into_rpc(eth.clone()))?;
+    module.merge(EthStateApiServer::into_rpc(eth.clone()))?;
+    module.merge(EthTxApiServer::into_rpc(eth.clone()))?;
+    module.merge(EthCallApiServer::into_rpc(eth.clone()))?;
+    module.merge(EthLogsApiServer::into_rpc(eth.clone()))?;
+    module.merge(EthFilterApiServer::into_rpc(eth.clone()))?;
+    module.merge(EthPubSubApiServer::into_rpc(eth))?;
+    module.merge(NetApiServer::into_rpc(net))?;
+    module.merge(Web3ApiServer::into_rpc(web3))?;
+    module.merge(ConductorApiServer::into_rpc(conductor))?;
+    module.merge(BatonApiServer::into_rpc(baton))?;
+    if let Some(fault) = fault {
+        module.merge(FaultApiServer::into_rpc(fault))?;
     }
-    module.merge(BatonApiServer::into_rpc(context))?;
     Ok((server.start(module), addr))
 }
 

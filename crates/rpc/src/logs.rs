@@ -7,7 +7,7 @@ use alloy_primitives::keccak256;
 use alloy_rpc_types_eth::{Filter, FilterBlockOption, Log};
 use jsonrpsee::{core::RpcResult, proc_macros::rpc};
 
-use crate::{RpcContext, internal, invalid_params};
+use crate::{EthHandler, internal, invalid_params};
 
 /// Most blocks one `eth_getLogs` call scans.
 pub(crate) const MAX_LOG_RANGE: u64 = 10_000;
@@ -15,12 +15,12 @@ pub(crate) const MAX_LOG_RANGE: u64 = 10_000;
 pub(crate) const MAX_LOGS: usize = 10_000;
 
 #[rpc(server)]
-pub trait LogsApi {
+pub trait EthLogsApi {
     #[method(name = "eth_getLogs")]
     fn logs(&self, filter: Filter) -> RpcResult<Vec<Log>>;
 }
 
-impl RpcContext {
+impl EthHandler {
     /// Every log of sealed block `number` that `filter` matches, in order.
     pub(crate) fn matching_logs(
         &self,
@@ -76,7 +76,7 @@ impl RpcContext {
     }
 }
 
-impl LogsApiServer for RpcContext {
+impl EthLogsApiServer for EthHandler {
     fn logs(&self, filter: Filter) -> RpcResult<Vec<Log>> {
         let head = self.consensus.chain().borrow().head.number();
         let mut out = Vec::new();

@@ -12,13 +12,13 @@ use jsonrpsee::{
 };
 use serde_json::value::to_raw_value;
 
-use crate::{RpcContext, invalid_params};
+use crate::{EthHandler, invalid_params};
 
 /// How long one notification may wait for a subscriber before it is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[rpc(server)]
-pub trait PubSubApi {
+pub trait EthPubSubApi {
     #[subscription(name = "eth_subscribe" => "eth_subscription", unsubscribe = "eth_unsubscribe", item = serde_json::Value)]
     async fn subscribe(&self, kind: String, filter: Option<Filter>) -> SubscriptionResult;
 }
@@ -29,7 +29,7 @@ enum Kind {
 }
 
 #[async_trait]
-impl PubSubApiServer for RpcContext {
+impl EthPubSubApiServer for EthHandler {
     async fn subscribe(
         &self,
         pending: PendingSubscriptionSink,
@@ -87,7 +87,7 @@ impl PubSubApiServer for RpcContext {
 
 type Notification = Result<Box<serde_json::value::RawValue>, serde_json::Error>;
 
-impl RpcContext {
+impl EthHandler {
     /// What block `number` means to a subscription of `kind`.
     fn notifications(
         &self,

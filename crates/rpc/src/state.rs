@@ -9,12 +9,9 @@ use alloy_eips::{BlockId, BlockNumberOrTag, eip2718::Decodable2718};
 use alloy_primitives::{Address, B256, Bytes, U64, U256};
 use alloy_rpc_types_eth::{FeeHistory, SyncStatus};
 use baton_execution::next_base_fee;
-use jsonrpsee::{
-    core::{RpcResult, async_trait},
-    proc_macros::rpc,
-};
+use jsonrpsee::{core::RpcResult, proc_macros::rpc};
 
-use crate::{RpcContext, internal, invalid_params};
+use crate::{EthHandler, internal, invalid_params};
 
 /// The priority fee wallets are told to offer. Blocks are never full on a devnet
 /// and the leader orders by arrival, so a token tip is enough.
@@ -47,7 +44,7 @@ fn tip_percentiles(txs: &[(Bytes, Address)], base_fee: u64, percentiles: &[f64])
 }
 
 #[rpc(server)]
-pub trait StateApi {
+pub trait EthStateApi {
     #[method(name = "eth_getBalance")]
     fn balance(&self, address: Address, block: Option<BlockId>) -> RpcResult<U256>;
 
@@ -79,15 +76,9 @@ pub trait StateApi {
 
     #[method(name = "eth_accounts")]
     fn accounts(&self) -> RpcResult<Vec<Address>>;
-
-    #[method(name = "net_listening")]
-    fn listening(&self) -> RpcResult<bool>;
-
-    #[method(name = "net_peerCount")]
-    async fn peer_count(&self) -> RpcResult<U64>;
 }
 
-impl RpcContext {
+impl EthHandler {
     /// Refuses state queries for any block but the head.
     pub(crate) fn check_head_state(&self, block: Option<BlockId>) -> RpcResult<()> {
         let head = self.consensus.chain().borrow().head.clone();
@@ -108,8 +99,7 @@ impl RpcContext {
     }
 }
 
-#[async_trait]
-impl StateApiServer for RpcContext {
+impl EthStateApiServer for EthHandler {
     fn balance(&self, address: Address, block: Option<BlockId>) -> RpcResult<U256> {
         self.check_head_state(block)?;
         Ok(self
@@ -232,14 +222,5 @@ impl StateApiServer for RpcContext {
     fn accounts(&self) -> RpcResult<Vec<Address>> {
         // Nodes hold no user keys.
         Ok(Vec::new())
-    }
-
-    fn listening(&self) -> RpcResult<bool> {
-        Ok(true)
-    }
-
-    async fn peer_count(&self) -> RpcResult<U64> {
-        let peers = self.network.connected_peers().await.map_err(internal)?;
-        Ok(U64::from(peers))
     }
 }

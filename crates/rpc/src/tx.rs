@@ -9,7 +9,7 @@
 //! ```
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -17,7 +17,8 @@ use alloy_consensus::{ReceiptEnvelope, Transaction as _, TxEnvelope, transaction
 use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::{B256, Bytes};
 use alloy_rpc_types_eth::{Log, Transaction, TransactionReceipt};
-use baton_sequencer::AdmissionError;
+use baton_consensus::Consensus;
+use baton_sequencer::{AdmissionError, SubmitHandle};
 use baton_storage::StoredReceipt;
 use jsonrpsee::{
     core::{RpcResult, async_trait, client::ClientT},
@@ -26,8 +27,9 @@ use jsonrpsee::{
     rpc_params,
     types::ErrorObjectOwned,
 };
+use parking_lot::Mutex;
 
-use crate::{RpcContext, internal};
+use crate::{EthHandler, internal};
 
 /// Largest raw transaction accepted (geth's default pool limit).
 pub const MAX_TX_BYTES: usize = 128 * 1024;
@@ -45,16 +47,13 @@ const MAX_SYNC_TIMEOUT_MS: u64 = 30_000;
 /// One HTTP client to the current leader, reused across forwarded writes so a busy
 /// follower holds a few connections to the leader, not one per request.
 #[derive(Debug, Clone, Default)]
-pub struct Forwarder {
+struct Forwarder {
     client: Arc<Mutex<Option<(String, HttpClient)>>>,
 }
 
 impl Forwarder {
     fn client(&self, url: &str) -> RpcResult<HttpClient> {
-        let mut cached = self
-            .client
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut cached = self.client.lock();
         if let Some((cached_url, client)) = cached.as_ref()
             && cached_url == url
         {
@@ -74,13 +73,9 @@ fn refused(message: impl std::fmt::Display) -> ErrorObjectOwned {
 }
 
 #[rpc(server)]
-pub trait TxApi {
+pub trait EthTxApi {
     #[method(name = "eth_sendRawTransaction")]
     async fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256>;
-
-    /// Leader-only submission (what followers forward to); never forwards again.
-    #[method(name = "baton_submitRawTransaction")]
-    async fn submit_raw_transaction(&self, raw: Bytes) -> RpcResult<B256>;
 
     #[method(name = "eth_getTransactionByHash")]
     fn transaction_by_hash(&self, hash: B256) -> RpcResult<Option<Transaction>>;
@@ -119,7 +114,25 @@ fn precheck(raw: &Bytes) -> RpcResult<()> {
     Ok(())
 }
 
-impl RpcContext {
+/// Where a node's writes go: its own sequencer while it leads, else the leader's
+/// (`baton_submitRawTransaction`), waiting out an election.
+#[derive(Debug, Clone)]
+pub struct Submitter {
+    consensus: Consensus,
+    submit: SubmitHandle,
+    forwarder: Forwarder,
+}
+
+impl Submitter {
+    pub fn new(consensus: Consensus, submit: SubmitHandle) -> Self {
+        Self {
+            consensus,
+            submit,
+            forwarder: Forwarder::default(),
+        }
+    }
+
+    /// Submits to this node's sequencer, if it leads; never forwards.
     async fn submit_here(&self, raw: Bytes) -> Result<B256, AdmissionError> {
         if !self.consensus.is_leader() {
             return Err(AdmissionError::NotLeader);
@@ -127,6 +140,60 @@ impl RpcContext {
         self.submit.submit(raw).await
     }
 
+    /// Submits here or forwards to the leader, retrying through an election for
+    /// up to [`FORWARD_PATIENCE`].
+    pub(crate) async fn send(&self, raw: Bytes) -> RpcResult<B256> {
+        precheck(&raw)?;
+        let deadline = Instant::now() + FORWARD_PATIENCE;
+        loop {
+            match self.submit_here(raw.clone()).await {
+                Ok(hash) => return Ok(hash),
+                Err(AdmissionError::Refused(why)) => return Err(refused(why)),
+                Err(AdmissionError::NotLeader) => {}
+            }
+            if let Some(leader) = self
+                .consensus
+                .leader()
+                .filter(|l| l.id != self.consensus.node_id())
+            {
+                let forwarded = self
+                    .forwarder
+                    .client(&leader.rpc_url)?
+                    .request::<B256, _>("baton_submitRawTransaction", rpc_params![raw.clone()])
+                    .await;
+                match forwarded {
+                    Ok(hash) => return Ok(hash),
+                    Err(jsonrpsee::core::ClientError::Call(e)) if e.code() != NOT_LEADER => {
+                        return Err(e);
+                    }
+                    Err(e) => {
+                        tracing::debug!(leader = leader.id, error = %e, "forwarding failed; retrying")
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(refused("no leader: the cluster is electing one; retry"));
+            }
+            tokio::time::sleep(RETRY_EVERY).await;
+        }
+    }
+
+    /// `baton_submitRawTransaction`: this node's sequencer only, never forwarded.
+    pub(crate) async fn submit_leader_only(&self, raw: Bytes) -> RpcResult<B256> {
+        precheck(&raw)?;
+        match self.submit_here(raw).await {
+            Ok(hash) => Ok(hash),
+            Err(AdmissionError::Refused(why)) => Err(refused(why)),
+            Err(AdmissionError::NotLeader) => Err(ErrorObjectOwned::owned(
+                NOT_LEADER,
+                "not the leader",
+                None::<()>,
+            )),
+        }
+    }
+}
+
+impl EthHandler {
     /// The transaction and receipt records at `hash`'s location, if it is sealed.
     fn sealed_tx(&self, hash: B256) -> RpcResult<Option<SealedTx>> {
         let Some((number, index)) = self.store.tx_location(hash).map_err(internal)? else {
@@ -263,54 +330,9 @@ impl SealedTx {
 }
 
 #[async_trait]
-impl TxApiServer for RpcContext {
+impl EthTxApiServer for EthHandler {
     async fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256> {
-        precheck(&raw)?;
-        let deadline = Instant::now() + FORWARD_PATIENCE;
-        loop {
-            match self.submit_here(raw.clone()).await {
-                Ok(hash) => return Ok(hash),
-                Err(AdmissionError::Refused(why)) => return Err(refused(why)),
-                Err(AdmissionError::NotLeader) => {}
-            }
-            if let Some(leader) = self
-                .consensus
-                .leader()
-                .filter(|l| l.id != self.consensus.node_id())
-            {
-                let forwarded = self
-                    .forwarder
-                    .client(&leader.rpc_url)?
-                    .request::<B256, _>("baton_submitRawTransaction", rpc_params![raw.clone()])
-                    .await;
-                match forwarded {
-                    Ok(hash) => return Ok(hash),
-                    Err(jsonrpsee::core::ClientError::Call(e)) if e.code() != NOT_LEADER => {
-                        return Err(e);
-                    }
-                    Err(e) => {
-                        tracing::debug!(leader = leader.id, error = %e, "forwarding failed; retrying")
-                    }
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(refused("no leader: the cluster is electing one; retry"));
-            }
-            tokio::time::sleep(RETRY_EVERY).await;
-        }
-    }
-
-    async fn submit_raw_transaction(&self, raw: Bytes) -> RpcResult<B256> {
-        precheck(&raw)?;
-        match self.submit_here(raw).await {
-            Ok(hash) => Ok(hash),
-            Err(AdmissionError::Refused(why)) => Err(refused(why)),
-            Err(AdmissionError::NotLeader) => Err(ErrorObjectOwned::owned(
-                NOT_LEADER,
-                "not the leader",
-                None::<()>,
-            )),
-        }
+        self.submitter.send(raw).await
     }
 
     fn transaction_by_hash(&self, hash: B256) -> RpcResult<Option<Transaction>> {

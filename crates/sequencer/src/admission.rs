@@ -1,33 +1,22 @@
 //! Admission: how transactions reach the leader's batches.
 //!
 //! ```text
-//!  RPC ──Submission──▶ mpsc ──▶ leader loop: collect ≤ BATCH_WINDOW ──▶ execute each on
+//!  RPC ──Submission──▶ mpsc ──▶ leader loop: take what waits (≤ MAX_BATCH) ──▶ execute each on
 //!                                the speculative block (applied + proposed) ──▶ batch
 //!  reply(hash) ◀── only after the batch's Transactions entry is committed and applied
 //! ```
 //!
 //! DESIGN invariant 3: a hash is returned only for a committed transaction, and a
-//! transaction that cannot execute never enters the log.
-
-use std::time::Duration;
+//! transaction that cannot execute never enters the log. What happens to each
+//! submission is decided by [`dispose`], a pure function of how it executed.
 
 use alloy_consensus::{TxEnvelope, transaction::SignerRecoverable};
 use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::{Address, B256, Bytes};
 use tokio::sync::{mpsc, oneshot};
 
-/// How long the leader keeps collecting a batch after its first transaction.
-pub const BATCH_WINDOW: Duration = Duration::from_millis(5);
 /// Most transactions in one `Transactions` entry.
 pub const MAX_BATCH: usize = 2_000;
-
-/// How long a transaction whose nonce is ahead of its sender's waits for the gap
-/// to fill: under the forwarding patience of a follower (2 s), so its caller gets
-/// this node's answer rather than a timeout.
-pub const GAP_PATIENCE: Duration = Duration::from_millis(1_500);
-/// Most transactions waiting on nonce gaps, per sender and in all.
-pub const MAX_GAPPED_PER_SENDER: usize = 64;
-pub const MAX_GAPPED: usize = 10_000;
 
 /// Why a submitted transaction was not acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,6 +27,53 @@ pub enum AdmissionError {
     /// This node does not lead (any more); the caller should find the leader.
     #[error("not the leader")]
     NotLeader,
+}
+
+/// How a submission fared on the speculative open block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Execution {
+    /// It executed: it can join the batch.
+    Executed,
+    /// It is in the chain already: committed, or in the open block.
+    InChain,
+    /// Valid, but the open block has no room left for it.
+    BlockFull,
+    /// Its nonce is ahead of its sender's next one.
+    NonceAhead { nonce: u64 },
+    /// It can never execute as sent.
+    Refused(String),
+}
+
+/// What to do with one submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposition {
+    /// Join the batch; answer with the hash once the batch commits.
+    Include,
+    /// Answer now.
+    Reply(Result<B256, AdmissionError>),
+    /// Carry it (and everything after it) into the next block; seal this one.
+    Overflow,
+    /// Wait on the nonce gap.
+    Park { nonce: u64 },
+}
+
+/// DESIGN invariant 3: decides a submission's fate from how it executed.
+/// `in_this_batch` says whether the same transaction already joined the batch
+/// being built (not yet committed).
+pub fn dispose(hash: B256, execution: Execution, in_this_batch: bool) -> Disposition {
+    match execution {
+        Execution::Executed => Disposition::Include,
+        // A duplicate of a transaction that has not committed yet: its own
+        // caller gets the hash, this one is told it is known.
+        Execution::InChain if in_this_batch => {
+            Disposition::Reply(Err(AdmissionError::Refused("already known".into())))
+        }
+        // A wallet retrying across a failover: already committed means acknowledged.
+        Execution::InChain => Disposition::Reply(Ok(hash)),
+        Execution::BlockFull => Disposition::Overflow,
+        Execution::NonceAhead { nonce } => Disposition::Park { nonce },
+        Execution::Refused(why) => Disposition::Reply(Err(AdmissionError::Refused(why))),
+    }
 }
 
 /// One transaction waiting for the leader, with its recovered sender.
@@ -82,4 +118,62 @@ fn recover(raw: &Bytes) -> Result<Address, String> {
         .map_err(|e| format!("invalid transaction: {e}"))?;
     tx.recover_signer()
         .map_err(|e| format!("invalid signature: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: B256 = B256::repeat_byte(7);
+
+    /// DESIGN invariant 3: an executed transaction is answered only with its batch.
+    #[test]
+    fn an_executed_transaction_joins_the_batch() {
+        assert_eq!(
+            dispose(HASH, Execution::Executed, false),
+            Disposition::Include
+        );
+    }
+
+    /// DESIGN invariant 3: a resend of a committed transaction gets its hash.
+    #[test]
+    fn a_committed_transaction_is_acknowledged_again() {
+        assert_eq!(
+            dispose(HASH, Execution::InChain, false),
+            Disposition::Reply(Ok(HASH))
+        );
+    }
+
+    #[test]
+    fn a_duplicate_within_the_batch_is_already_known() {
+        assert_eq!(
+            dispose(HASH, Execution::InChain, true),
+            Disposition::Reply(Err(AdmissionError::Refused("already known".into())))
+        );
+    }
+
+    /// DESIGN invariant 3: what cannot execute never enters the log.
+    #[test]
+    fn a_refused_transaction_is_answered_with_why() {
+        assert_eq!(
+            dispose(HASH, Execution::Refused("nonce too low".into()), false),
+            Disposition::Reply(Err(AdmissionError::Refused("nonce too low".into())))
+        );
+    }
+
+    #[test]
+    fn a_transaction_for_a_full_block_waits_for_the_next() {
+        assert_eq!(
+            dispose(HASH, Execution::BlockFull, false),
+            Disposition::Overflow
+        );
+    }
+
+    #[test]
+    fn a_nonce_ahead_waits_on_its_gap() {
+        assert_eq!(
+            dispose(HASH, Execution::NonceAhead { nonce: 9 }, false),
+            Disposition::Park { nonce: 9 }
+        );
+    }
 }

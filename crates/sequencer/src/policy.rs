@@ -1,23 +1,35 @@
-//! When to open and seal blocks, and when and to whom to hand leadership on: pure
-//! functions of the applied chain, the members' readiness and the clock.
+//! The leader's decisions: pure functions of what it observes (the applied chain,
+//! the clock, the members' readiness), returning [`Command`]s for the runtime to
+//! carry out. Nothing here does I/O; the tests below drive it with plain values.
 //!
 //! Blocks are cut by time: block `n+1` opens `block_time` after block `n` opened
 //! (so the schedule does not drift by commit latency), and is sealed `block_time`
-//! after it opened. A leader that took over late (a failover) seals an overdue
-//! open block at once and opens the next block at the current time.
+//! after it opened, or earlier when it is full. A leader that took over late (a
+//! failover) seals an overdue open block at once and opens the next block at the
+//! current time.
 
-/// What the leader should do next.
+use std::{fmt, time::Duration};
+
+use baton_consensus::{ChangeReason, ConsensusError};
+use baton_primitives::NodeId;
+
+/// What the leader does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Write `BlockStart` for the next block with this timestamp.
+pub enum Command {
+    /// Propose `BlockStart` for the next block, stamped `timestamp_ms`.
     Open { timestamp_ms: u64 },
-    /// Write `BlockEnd` for the open block.
+    /// Admit waiting transactions into the open block, proposing them batch by
+    /// batch, until `until_ms` (when the block is due to be sealed).
+    Admit { until_ms: u64 },
+    /// Propose the open block's `BlockEnd`.
     Seal,
+    /// Hand leadership to `to`, and stop producing.
+    HandOver { to: NodeId, why: ChangeReason },
     /// Nothing is due before this time (ms since the epoch).
     WaitUntil(u64),
 }
 
-/// What the policy looks at.
+/// What the producing loop looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Observed {
     pub now_ms: u64,
@@ -26,33 +38,97 @@ pub struct Observed {
     pub head_start_ms: u64,
     /// When the open block opened, if one is open.
     pub open_start_ms: Option<u64>,
+    /// The open block had no room for a waiting transaction.
+    pub block_full: bool,
 }
 
-pub fn next_action(o: Observed) -> Action {
+/// The next step of the producing loop.
+pub fn next(o: Observed) -> Command {
     match o.open_start_ms {
         Some(opened) => {
             let due = opened.saturating_add(o.block_time_ms);
-            if o.now_ms >= due {
-                Action::Seal
+            if o.now_ms >= due || o.block_full {
+                Command::Seal
             } else {
-                Action::WaitUntil(due)
+                Command::Admit { until_ms: due }
             }
         }
         None => {
             let due = o.head_start_ms.saturating_add(o.block_time_ms);
             if o.now_ms < due {
-                Action::WaitUntil(due)
+                Command::WaitUntil(due)
             } else if o.now_ms - due < o.block_time_ms {
                 // On schedule (or a little late): keep the cadence.
-                Action::Open { timestamp_ms: due }
+                Command::Open { timestamp_ms: due }
             } else {
                 // Far behind (the chain was leaderless): restart the cadence from now.
-                Action::Open {
+                Command::Open {
                     timestamp_ms: o.now_ms,
                 }
             }
         }
     }
+}
+
+/// Every member's readiness as last seen, this node's included: where a
+/// hand-over may go.
+pub type Members<'a> = &'a [(NodeId, bool)];
+
+/// DESIGN invariant 5: a node that takes leadership while not ready hands it on
+/// before producing anything, unless an operator paused automatic actions or no
+/// member is ready to take it (then someone must lead, and it does).
+pub fn on_elected(me: NodeId, ready: bool, paused: bool, members: Members<'_>) -> Option<Command> {
+    if ready || paused {
+        return None;
+    }
+    hand_over(me, members, ChangeReason::NotReady)
+}
+
+/// Planned rotation: after sealing block `sealed`, every `rotation_blocks` blocks,
+/// leadership goes to the next ready member.
+pub fn after_seal(
+    me: NodeId,
+    sealed: u64,
+    rotation_blocks: u64,
+    paused: bool,
+    members: Members<'_>,
+) -> Option<Command> {
+    if paused || !rotation_due(sealed, rotation_blocks) {
+        return None;
+    }
+    hand_over(me, members, ChangeReason::Rotation)
+}
+
+/// DESIGN invariant 6: the watchdog's decision for a leader whose chain last moved
+/// at `last_progress_ms`: once stalled, it steps down to the next ready member.
+pub fn on_watch(
+    me: NodeId,
+    now_ms: u64,
+    last_progress_ms: u64,
+    block_time_ms: u64,
+    paused: bool,
+    members: Members<'_>,
+) -> Stall {
+    if paused || !stalled(now_ms, last_progress_ms, block_time_ms) {
+        return Stall::Fine;
+    }
+    Stall::StepDown {
+        to: successor(me, members.iter().copied()),
+    }
+}
+
+/// What the stall watchdog decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stall {
+    /// The chain moves (or an operator paused automatic actions).
+    Fine,
+    /// Stalled: cool down, and hand leadership to `to` (the next ready member;
+    /// `None` when no other member is ready to take over).
+    StepDown { to: Option<NodeId> },
+}
+
+fn hand_over(me: NodeId, members: Members<'_>, why: ChangeReason) -> Option<Command> {
+    successor(me, members.iter().copied()).map(|to| Command::HandOver { to, why })
 }
 
 /// A leader that committed no `BlockStart`/`BlockEnd` for this many block times
@@ -63,6 +139,10 @@ pub const STALL_BLOCKS: u32 = 3;
 /// next leader to prove itself, so a bad node does not win leadership straight back.
 pub const STEP_DOWN_COOL_DOWN_BLOCKS: u32 = 10;
 
+/// How long a leader that handed over waits for its successor before it produces
+/// again itself (the successor may be unreachable).
+pub const HANDOVER_PATIENCE: Duration = Duration::from_secs(2);
+
 /// Whether a leader whose chain last moved at `last_progress_ms` has stalled.
 pub fn stalled(now_ms: u64, last_progress_ms: u64, block_time_ms: u64) -> bool {
     now_ms.saturating_sub(last_progress_ms) >= u64::from(STALL_BLOCKS) * block_time_ms
@@ -71,6 +151,12 @@ pub fn stalled(now_ms: u64, last_progress_ms: u64, block_time_ms: u64) -> bool {
 /// Whether sealing block `sealed` is a planned rotation point (`every` 0 = never).
 pub fn rotation_due(sealed: u64, every: u64) -> bool {
     every > 0 && sealed > 0 && sealed.is_multiple_of(every)
+}
+
+/// Whether a leader that handed leadership on in term `handed_over_in`,
+/// `since` ago, should keep waiting for its successor in `term` rather than produce.
+pub fn waiting_for_successor(handed_over_in: Option<(u64, Duration)>, term: u64) -> bool {
+    handed_over_in.is_some_and(|(t, since)| t == term && since < HANDOVER_PATIENCE)
 }
 
 /// The member to hand leadership to: the first ready one after `me` in id order,
@@ -92,6 +178,45 @@ where
         .or_else(|| ready.first().copied())
 }
 
+/// Why a leader stopped producing in its term.
+#[derive(Debug)]
+pub enum StopReason {
+    /// Another node leads now, or a new term began.
+    NotLeader,
+    /// This node handed leadership on.
+    HandedOver { to: NodeId, why: ChangeReason },
+    /// Raft refused or lost a write, or stopped.
+    Consensus(ConsensusError),
+    /// The open block could not be executed or sealed from the store.
+    Execution(String),
+    /// The submission channel closed (the node is stopping).
+    Closed,
+    /// Test-only fault: the node leads without producing.
+    FaultNoProduce,
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotLeader => f.write_str("no longer leader in this term"),
+            Self::HandedOver { to, why } => write!(f, "handed leadership to node {to} ({why})"),
+            Self::Consensus(e) => write!(f, "consensus: {e}"),
+            Self::Execution(e) => write!(f, "execution: {e}"),
+            Self::Closed => f.write_str("submission channel closed"),
+            Self::FaultNoProduce => f.write_str("fault injection: led without producing"),
+        }
+    }
+}
+
+impl From<ConsensusError> for StopReason {
+    fn from(error: ConsensusError) -> Self {
+        match error {
+            ConsensusError::NotLeader { .. } => Self::NotLeader,
+            other => Self::Consensus(other),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,35 +227,44 @@ mod tests {
             block_time_ms: 1_000,
             head_start_ms,
             open_start_ms,
+            block_full: false,
         }
     }
 
+    const MEMBERS: [(NodeId, bool); 3] = [(1, true), (2, true), (3, true)];
+
     #[test]
-    fn an_open_block_is_sealed_one_block_time_after_it_opened() {
+    fn an_open_block_admits_until_one_block_time_after_it_opened_then_seals() {
         assert_eq!(
-            next_action(observed(10_500, 9_000, Some(10_000))),
-            Action::WaitUntil(11_000)
+            next(observed(10_500, 9_000, Some(10_000))),
+            Command::Admit { until_ms: 11_000 }
         );
-        assert_eq!(
-            next_action(observed(11_000, 9_000, Some(10_000))),
-            Action::Seal
-        );
-        // A new leader that finds an overdue open block seals it at once.
-        assert_eq!(
-            next_action(observed(14_000, 9_000, Some(10_000))),
-            Action::Seal
-        );
+        assert_eq!(next(observed(11_000, 9_000, Some(10_000))), Command::Seal);
+    }
+
+    /// DESIGN invariant 2: a new leader continues the open block it finds, and seals
+    /// an overdue one at once.
+    #[test]
+    fn a_new_leader_seals_an_overdue_open_block_at_once() {
+        assert_eq!(next(observed(14_000, 9_000, Some(10_000))), Command::Seal);
+    }
+
+    #[test]
+    fn a_full_block_is_sealed_before_its_time() {
+        let mut o = observed(10_100, 9_000, Some(10_000));
+        o.block_full = true;
+        assert_eq!(next(o), Command::Seal);
     }
 
     #[test]
     fn the_next_block_keeps_the_cadence() {
         assert_eq!(
-            next_action(observed(10_200, 10_000, None)),
-            Action::WaitUntil(11_000)
+            next(observed(10_200, 10_000, None)),
+            Command::WaitUntil(11_000)
         );
         assert_eq!(
-            next_action(observed(11_004, 10_000, None)),
-            Action::Open {
+            next(observed(11_004, 10_000, None)),
+            Command::Open {
                 timestamp_ms: 11_000
             }
         );
@@ -139,8 +273,8 @@ mod tests {
     #[test]
     fn after_a_long_gap_the_cadence_restarts_from_now() {
         assert_eq!(
-            next_action(observed(25_000, 10_000, None)),
-            Action::Open {
+            next(observed(25_000, 10_000, None)),
+            Command::Open {
                 timestamp_ms: 25_000
             }
         );
@@ -149,10 +283,86 @@ mod tests {
     #[test]
     fn timestamps_never_go_backwards() {
         for now in (0..20_000).step_by(137) {
-            if let Action::Open { timestamp_ms } = next_action(observed(now, 5_000, None)) {
+            if let Command::Open { timestamp_ms } = next(observed(now, 5_000, None)) {
                 assert!(timestamp_ms >= 5_000 && timestamp_ms <= now);
             }
         }
+    }
+
+    /// DESIGN invariant 5: an unready node that gets leadership hands it on at once.
+    #[test]
+    fn an_unready_leader_hands_over_to_the_next_ready_member() {
+        assert_eq!(
+            on_elected(1, false, false, &MEMBERS),
+            Some(Command::HandOver {
+                to: 2,
+                why: ChangeReason::NotReady
+            })
+        );
+        assert_eq!(on_elected(1, true, false, &MEMBERS), None);
+    }
+
+    /// DESIGN invariant 5: someone must lead; with no ready member it keeps leading.
+    #[test]
+    fn an_unready_leader_keeps_leadership_when_no_one_else_is_ready() {
+        assert_eq!(on_elected(1, false, false, &[(1, false), (2, false)]), None);
+    }
+
+    #[test]
+    fn a_paused_node_takes_no_automatic_leadership_action() {
+        assert_eq!(on_elected(1, false, true, &MEMBERS), None);
+        assert_eq!(after_seal(1, 10, 5, true, &MEMBERS), None);
+        assert_eq!(on_watch(1, 100_000, 0, 1_000, true, &MEMBERS), Stall::Fine);
+    }
+
+    #[test]
+    fn rotation_hands_over_after_every_nth_sealed_block() {
+        assert_eq!(
+            after_seal(3, 10, 5, false, &MEMBERS),
+            Some(Command::HandOver {
+                to: 1,
+                why: ChangeReason::Rotation
+            })
+        );
+        assert_eq!(after_seal(3, 11, 5, false, &MEMBERS), None);
+        assert_eq!(after_seal(3, 10, 0, false, &MEMBERS), None, "0 is off");
+    }
+
+    /// DESIGN invariant 6: a leader with no block committed for three block times
+    /// steps down to the next ready member.
+    #[test]
+    fn a_stalled_leader_steps_down() {
+        assert_eq!(
+            on_watch(2, 12_999, 10_000, 1_000, false, &MEMBERS),
+            Stall::Fine
+        );
+        assert_eq!(
+            on_watch(2, 13_000, 10_000, 1_000, false, &MEMBERS),
+            Stall::StepDown { to: Some(3) }
+        );
+    }
+
+    /// DESIGN invariant 6: with nobody ready to take over, a stalled leader says so.
+    #[test]
+    fn a_stalled_leader_with_no_ready_member_stays() {
+        assert_eq!(
+            on_watch(2, 13_000, 10_000, 1_000, false, &[(2, true), (3, false)]),
+            Stall::StepDown { to: None }
+        );
+    }
+
+    #[test]
+    fn a_clock_step_back_is_not_a_stall() {
+        assert!(!stalled(5_000, 10_000, 1_000));
+    }
+
+    #[test]
+    fn a_leader_that_handed_over_waits_for_its_successor_for_a_while() {
+        let soon = Duration::from_millis(100);
+        assert!(waiting_for_successor(Some((4, soon)), 4));
+        assert!(!waiting_for_successor(Some((4, HANDOVER_PATIENCE)), 4));
+        assert!(!waiting_for_successor(Some((3, soon)), 4), "another term");
+        assert!(!waiting_for_successor(None, 4));
     }
 
     #[test]
@@ -163,23 +373,5 @@ mod tests {
         assert_eq!(successor(4, members), Some(1));
         assert_eq!(successor(2, members), Some(3));
         assert_eq!(successor(1, [(1, true), (2, false)]), None);
-    }
-
-    #[test]
-    fn a_leader_stalls_after_three_block_times_without_progress() {
-        assert!(!stalled(10_000 + 2_999, 10_000, 1_000));
-        assert!(stalled(10_000 + 3_000, 10_000, 1_000));
-        assert!(
-            !stalled(5_000, 10_000, 1_000),
-            "a clock step back is not a stall"
-        );
-    }
-
-    #[test]
-    fn rotation_falls_on_every_nth_sealed_block() {
-        assert!(rotation_due(10, 5));
-        assert!(!rotation_due(11, 5));
-        assert!(!rotation_due(10, 0), "0 turns rotation off");
-        assert!(!rotation_due(0, 5));
     }
 }

@@ -3,7 +3,7 @@
 //! ```text
 //!  column family  key                      value
 //!  raft_log       index (u64 BE)           encoded Raft entry (opaque here)
-//!  raft_meta      "vote" | "last_purged"   encoded openraft value (opaque here)
+//!  raft_meta      "vote" | "last_purged"   encoded Raft value (opaque here)
 //!  node_meta      "identity" | "snapshot"  this node's own records, never replicated
 //!  ── the chain: everything below travels in a snapshot ──
 //!  blocks         number (u64 BE)          header RLP + body
@@ -15,6 +15,8 @@
 //!  receipts       number (u64 BE)          the block's receipts, in order
 //!  tx_index       tx hash (32 bytes)       block number (u64 BE) ++ index (u32 BE)
 //!  open_txs       index (u32 BE)           the open block's transactions, appended per batch
+//!  trie           owner ++ path nibbles    a state trie node (see baton-trie and `trie`)
+//!  account_history, storage_history, block_changes: what each block replaced (`history`)
 //! ```
 //!
 //! The Raft half ([`Store::log_append`], [`Store::save_raft_meta`], …) writes
@@ -24,9 +26,11 @@
 
 mod chain;
 mod error;
+mod history;
 mod raft;
 mod receipts;
 mod state;
+mod trie;
 
 use std::{path::Path, sync::Arc};
 
@@ -34,6 +38,7 @@ use rocksdb::{ColumnFamilyDescriptor, DB, DBCompressionType, Options};
 
 pub use chain::{ChainExport, ChainWrite, Identity};
 pub use error::{StorageError, StorageResult};
+pub use history::{BlockChanges, ChangedKeys};
 pub use receipts::StoredReceipt;
 pub use state::AccountRecord;
 
@@ -49,9 +54,13 @@ const CF_CODE: &str = "code";
 const CF_RECEIPTS: &str = "receipts";
 const CF_TX_INDEX: &str = "tx_index";
 const CF_OPEN_TXS: &str = "open_txs";
+const CF_TRIE: &str = "trie";
+const CF_ACCOUNT_HISTORY: &str = "account_history";
+const CF_STORAGE_HISTORY: &str = "storage_history";
+const CF_BLOCK_CHANGES: &str = "block_changes";
 /// The families that make up the replicated chain state: a snapshot carries
 /// exactly these, and installing one replaces exactly these.
-const CHAIN_FAMILIES: [&str; 9] = [
+const CHAIN_FAMILIES: [&str; 13] = [
     CF_BLOCKS,
     CF_BLOCK_HASHES,
     CF_CHAIN_META,
@@ -61,6 +70,10 @@ const CHAIN_FAMILIES: [&str; 9] = [
     CF_RECEIPTS,
     CF_TX_INDEX,
     CF_OPEN_TXS,
+    CF_TRIE,
+    CF_ACCOUNT_HISTORY,
+    CF_STORAGE_HISTORY,
+    CF_BLOCK_CHANGES,
 ];
 /// This node's own families: the Raft log and metadata, and node-local records.
 const NODE_FAMILIES: [&str; 3] = [CF_RAFT_LOG, CF_RAFT_META, CF_NODE_META];

@@ -1,6 +1,6 @@
 //! The Raft half of the store: log entries and Raft's own metadata.
 //!
-//! Contract (what openraft's log store needs, and what this guarantees):
+//! Contract (what a Raft log store needs, and what this guarantees):
 //! - every write here is fsynced before the call returns;
 //! - entries are keyed by index, so a read of a range returns them in order;
 //! - values are opaque bytes: the consensus crate owns their encoding.

@@ -1,12 +1,18 @@
-//! Real `baton` processes (DESIGN §6, layer 4): SIGKILL the leader, restart it,
-//! and check the chains; and bad configurations end in one clear line.
+//! Real `baton` processes (DESIGN §8, layer 4): SIGKILL the leader, restart it,
+//! and check the chains; a node whose critical task dies exits non-zero; and bad
+//! configurations end in one clear line.
 
-use std::{path::Path, process::Command, time::Duration};
-
-use baton_node::{
-    cluster::{Cluster, ClusterSpec, check_identical_chains},
-    config::ConfigFile,
+use std::{
+    path::Path,
+    process::Command,
+    time::{Duration, Instant},
 };
+
+use baton_devtools::{
+    client,
+    cluster::{Cluster, ClusterSpec, check_identical_chains, log_tail},
+};
+use baton_node::config::NodeArgs;
 
 const BIN: &str = env!("CARGO_BIN_EXE_baton");
 const LONG: Duration = Duration::from_secs(30);
@@ -19,7 +25,7 @@ fn spec(dir: &Path) -> ClusterSpec {
         rpc_port: 0,
         p2p_port: 0,
         block_time_ms: 500,
-        extra: ConfigFile::default(),
+        extra: NodeArgs::default(),
     }
 }
 
@@ -53,6 +59,51 @@ async fn sigkill_of_the_leader_process_fails_over_and_the_victim_catches_up() {
         .expect("victim catches up");
     let verified = check_identical_chains(&cluster).await.expect("no fork");
     assert!(verified >= head);
+    cluster.stop_all(Duration::from_secs(5));
+}
+
+/// Fail-stop: a node whose critical task ends (here its sequencer, stopped through
+/// the test-only fault hook) says which, stops, and exits non-zero, so an
+/// orchestrator restarts it; the others elect a leader and carry on (invariant 5:
+/// a failed node never leads).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_critical_task_dies_exits_non_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut spec = spec(dir.path());
+    spec.extra.fault.fault_injection = Some(true);
+    let mut cluster = Cluster::create(&spec).expect("cluster");
+    cluster.start_all().expect("start");
+    let leader = cluster.wait_for_leader(LONG).await.expect("leader");
+    cluster.wait_for_height(2, LONG).await.expect("blocks");
+
+    let url = cluster.node(leader).expect("node").rpc_url.clone();
+    client::fault_stop_task(&url, "sequencer", Duration::from_secs(2))
+        .await
+        .expect("fault hook");
+    let deadline = Instant::now() + LONG;
+    let exit = loop {
+        if let Some((id, status)) = cluster.reap().into_iter().find(|(id, _)| *id == leader) {
+            break (id, status);
+        }
+        assert!(Instant::now() < deadline, "the node did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(exit.1.code(), Some(1), "exits non-zero");
+    let log = log_tail(&cluster.node(leader).expect("node").log_path, 20);
+    assert!(
+        log.contains("critical task sequencer"),
+        "says which task: {log}"
+    );
+
+    let next = cluster.wait_for_leader(LONG).await.expect("new leader");
+    assert_ne!(next, leader);
+    let head = check_identical_chains(&cluster)
+        .await
+        .expect("survivors agree");
+    cluster
+        .wait_for_height(head + 2, LONG)
+        .await
+        .expect("blocks after the failed leader left");
     cluster.stop_all(Duration::from_secs(5));
 }
 

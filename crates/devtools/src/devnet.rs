@@ -3,6 +3,7 @@
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use baton_consensus::{NodeStatus, Role};
+use baton_node::config::NodeArgs;
 use baton_primitives::{
     NodeId, dev_accounts,
     genesis::{DEV_ACCOUNTS, DEV_CHAIN_ID, DEV_MNEMONIC},
@@ -12,7 +13,6 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     cluster::{Cluster, ClusterSpec, log_tail},
-    config::ConfigFile,
     status::print_table,
 };
 
@@ -58,10 +58,11 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
         rpc_port: args.rpc_port,
         p2p_port: args.p2p_port,
         block_time_ms: args.block_time_ms,
-        extra: ConfigFile {
-            dev_accounts: Some(args.accounts),
-            rotation_blocks: Some(args.rotation_blocks),
-            ..ConfigFile::default()
+        extra: {
+            let mut extra = NodeArgs::default();
+            extra.data.dev_accounts = Some(args.accounts);
+            extra.sequencer.rotation_blocks = Some(args.rotation_blocks);
+            extra
         },
     })?;
     cluster.start_all()?;

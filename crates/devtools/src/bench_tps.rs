@@ -7,12 +7,13 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use alloy_primitives::{Address, B256, Bytes};
 use alloy_signer_local::PrivateKeySigner;
+use baton_node::config::NodeArgs;
 use baton_primitives::dev_accounts;
 use clap::Args;
 use eyre::{WrapErr, bail};
@@ -21,11 +22,11 @@ use jsonrpsee::{
     http_client::{HttpClient, HttpClientBuilder},
     rpc_params,
 };
+use parking_lot::Mutex;
 
 use crate::{
     bench::{BenchCluster, percentile, start_cluster},
     client::signed_transfer,
-    config::ConfigFile,
 };
 
 #[derive(Debug, Args)]
@@ -54,10 +55,8 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
     if args.accounts == 0 || args.per_account == 0 || args.concurrency == 0 {
         bail!("--accounts, --per-account and --concurrency must be above zero");
     }
-    let extra = ConfigFile {
-        dev_accounts: Some(args.accounts),
-        ..ConfigFile::default()
-    };
+    let mut extra = NodeArgs::default();
+    extra.data.dev_accounts = Some(args.accounts);
     let (_temp, mut cluster) = start_cluster(&args.cluster, extra).await?;
     cluster.wait_for_height(1, Duration::from_secs(30)).await?;
 
@@ -95,8 +94,7 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
             let client = clients[worker % clients.len()].clone();
             tokio::spawn(async move {
                 loop {
-                    let Some(account) = queues.lock().unwrap_or_else(|p| p.into_inner()).pop()
-                    else {
+                    let Some(account) = queues.lock().pop() else {
                         return;
                     };
                     for (hash, raw) in account {
@@ -107,15 +105,10 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
                         match answer {
                             Ok(acked_hash) if acked_hash == hash => {
                                 let acked = Instant::now();
-                                sent.lock()
-                                    .unwrap_or_else(|p| p.into_inner())
-                                    .insert(hash, Sent { at, acked });
+                                sent.lock().insert(hash, Sent { at, acked });
                             }
                             other => {
-                                refused
-                                    .lock()
-                                    .unwrap_or_else(|p| p.into_inner())
-                                    .push(format!("{hash}: {other:?}"));
+                                refused.lock().push(format!("{hash}: {other:?}"));
                                 break;
                             }
                         }
@@ -148,16 +141,13 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
                     .as_array()
                     .cloned()
                     .unwrap_or_default();
-                let mut included = included.lock().unwrap_or_else(|p| p.into_inner());
+                let mut included = included.lock();
                 for hash in hashes
                     .iter()
                     .filter_map(|h| h.as_str()?.parse::<B256>().ok())
                 {
                     if included.insert(hash, (next, seen)).is_some() {
-                        duplicates
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(hash);
+                        duplicates.lock().push(hash);
                     }
                 }
                 next += 1;
@@ -168,12 +158,12 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
         worker.await.wrap_err("worker")?;
     }
     let sending = began.elapsed();
-    let acked: HashMap<B256, Sent> = sent.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let acked: HashMap<B256, Sent> = sent.lock().clone();
     // Every acknowledged transfer must appear in a block.
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let all_in = {
-            let included = included.lock().unwrap_or_else(|p| p.into_inner());
+            let included = included.lock();
             acked.keys().all(|h| included.contains_key(h))
         };
         if all_in {
@@ -183,11 +173,11 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
     }
     watcher.abort();
 
-    let included = included.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let included = included.lock().clone();
     let missing = acked.keys().filter(|h| !included.contains_key(*h)).count();
-    let duplicated = duplicates.lock().unwrap_or_else(|p| p.into_inner()).len();
+    let duplicated = duplicates.lock().len();
     let unknown = included.keys().filter(|h| !acked.contains_key(*h)).count();
-    let refused = refused.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let refused = refused.lock().clone();
 
     let mut ack: Vec<Duration> = acked.values().map(|s| s.acked - s.at).collect();
     let mut inclusion: Vec<Duration> = acked

@@ -26,7 +26,7 @@ mod load;
 use std::{
     collections::BTreeMap,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant},
@@ -34,16 +34,17 @@ use std::{
 
 use alloy_signer_local::PrivateKeySigner;
 use baton_consensus::Role;
+use baton_node::config::NodeArgs;
 use baton_primitives::{NodeId, dev_accounts};
 use clap::Args;
 use eyre::bail;
 use jsonrpsee::{core::client::ClientT, http_client::HttpClientBuilder, rpc_params};
+use parking_lot::Mutex;
 
 use crate::{
     bench::{BenchCluster, start_cluster},
     client,
     cluster::{Cluster, log_tail},
-    config::ConfigFile,
 };
 use history::History;
 
@@ -112,11 +113,9 @@ pub async fn run(args: ChaosArgs) -> eyre::Result<()> {
     if args.clients == 0 || args.cluster.nodes < 3 {
         bail!("chaos needs at least one client and three nodes");
     }
-    let extra = ConfigFile {
-        dev_accounts: Some(args.clients),
-        fault_injection: Some(true),
-        ..ConfigFile::default()
-    };
+    let mut extra = NodeArgs::default();
+    extra.data.dev_accounts = Some(args.clients);
+    extra.fault.fault_injection = Some(true);
     let (_temp, mut cluster) = start_cluster(&args.cluster, extra).await?;
     cluster.wait_for_height(1, Duration::from_secs(30)).await?;
     let urls: Vec<(NodeId, String)> = cluster
@@ -196,7 +195,7 @@ pub async fn run(args: ChaosArgs) -> eyre::Result<()> {
         .map(|(_, h)| *h)
         .min()
         .unwrap_or(0);
-    let history = std::mem::take(&mut *history.lock().unwrap_or_else(|p| p.into_inner()));
+    let history = std::mem::take(&mut *history.lock());
     let verdict = history::check(&history, &urls, height).await?;
     cluster.stop_all(Duration::from_secs(5));
 
@@ -461,7 +460,6 @@ async fn poll_heads(
             if let Ok(status) = status {
                 history
                     .lock()
-                    .unwrap_or_else(|p| p.into_inner())
                     .record_head(id, status.head_number, status.head_hash);
             }
         }

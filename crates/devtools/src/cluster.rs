@@ -16,10 +16,9 @@ use baton_p2p::load_or_create_key;
 use baton_primitives::NodeId;
 use eyre::{WrapErr, bail, eyre};
 
-use crate::{
-    client,
-    config::{ConfigFile, MemberEntry},
-};
+use baton_node::config::{MemberEntry, NodeArgs};
+
+use crate::client;
 
 /// How to lay out a local cluster.
 #[derive(Debug, Clone)]
@@ -34,7 +33,7 @@ pub struct ClusterSpec {
     pub p2p_port: u16,
     pub block_time_ms: u64,
     /// Extra settings written into every node's config file.
-    pub extra: ConfigFile,
+    pub extra: NodeArgs,
 }
 
 /// One member of a local cluster.
@@ -120,17 +119,16 @@ impl Cluster {
         }
         let mut nodes = Vec::new();
         for (member, (dir, rpc, p2p)) in members.iter().zip(listen) {
-            let file = spec.extra.clone().overridden_by(ConfigFile {
-                id: Some(member.id),
-                data_dir: Some(dir.clone()),
-                rpc_addr: Some(format!("127.0.0.1:{rpc}").parse()?),
-                p2p_addr: Some(format!("/ip4/127.0.0.1/tcp/{p2p}")),
-                block_time_ms: Some(spec.block_time_ms),
-                members: members.clone(),
-                ..Default::default()
-            });
+            let mut own = NodeArgs::default();
+            own.cluster.id = Some(member.id);
+            own.cluster.p2p_addr = Some(format!("/ip4/127.0.0.1/tcp/{p2p}"));
+            own.cluster.members = members.clone();
+            own.data.data_dir = Some(dir.clone());
+            own.rpc.rpc_addr = Some(format!("127.0.0.1:{rpc}").parse()?);
+            own.timing.block_time_ms = Some(spec.block_time_ms);
+            let file = spec.extra.clone().overridden_by(own)?;
             let config_path = dir.join("baton.toml");
-            fs::write(&config_path, toml::to_string(&file)?)
+            fs::write(&config_path, file.to_toml()?)
                 .wrap_err_with(|| format!("cannot write {}", config_path.display()))?;
             nodes.push(ClusterNode {
                 id: member.id,
@@ -358,30 +356,11 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
 /// Checks that every running node holds the same hash at every height up to the
 /// lowest head among them; returns that height.
 pub async fn check_identical_chains(cluster: &Cluster) -> eyre::Result<u64> {
-    let running: Vec<&ClusterNode> = cluster.nodes.iter().filter(|n| n.is_running()).collect();
-    let mut lowest = u64::MAX;
-    for node in &running {
-        lowest = lowest.min(
-            client::node_status(&node.rpc_url, Duration::from_secs(2))
-                .await?
-                .head_number,
-        );
-    }
-    for number in 0..=lowest {
-        let mut first: Option<(NodeId, String)> = None;
-        for node in &running {
-            let hash = client::block_hash(&node.rpc_url, number, Duration::from_secs(2)).await?;
-            match &first {
-                None => first = Some((node.id, hash)),
-                Some((id, expected)) if *expected != hash => {
-                    bail!(
-                        "fork at block {number}: node {id} has {expected}, node {} has {hash}",
-                        node.id
-                    )
-                }
-                Some(_) => {}
-            }
-        }
-    }
-    Ok(lowest)
+    let running: Vec<(NodeId, String)> = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.is_running())
+        .map(|n| (n.id, n.rpc_url.clone()))
+        .collect();
+    client::identical_chains(&running).await
 }

@@ -6,7 +6,7 @@
 
 use std::{
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -19,6 +19,7 @@ use jsonrpsee::{
     http_client::{HttpClient, HttpClientBuilder},
     rpc_params,
 };
+use parking_lot::Mutex;
 
 use super::{Rng, history::History};
 use crate::client::signed_transfer;
@@ -46,8 +47,7 @@ pub(super) async fn client(
         })
         .collect::<Result<_, _>>()?;
     let sender = signer.address();
-    let record =
-        |f: &mut dyn FnMut(&mut History)| f(&mut history.lock().unwrap_or_else(|p| p.into_inner()));
+    let record = |f: &mut dyn FnMut(&mut History)| f(&mut history.lock());
     let mut nonce = 0;
     while !stop.load(Ordering::Relaxed) {
         let (hash, raw) = signed_transfer(&signer, nonce, SINK)?;

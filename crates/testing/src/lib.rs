@@ -1,7 +1,7 @@
-//! An in-process cluster harness: every node is a real `launch()`ed node on
-//! 127.0.0.1, talking libp2p to the others; "killing" one stops it abruptly.
-
-#![allow(dead_code, unreachable_pub)] // each test binary uses a different part
+//! baton-testing: what the tests of baton-node and baton-devtools share: an
+//! in-process cluster harness ([`TestCluster`]) whose nodes are real `launch()`ed
+//! nodes on 127.0.0.1, talking libp2p to each other ("killing" one stops it
+//! abruptly), and a wallet helper.
 
 use std::{
     collections::BTreeMap,
@@ -9,9 +9,9 @@ use std::{
 };
 
 use baton_consensus::{NodeStatus, Role};
+use baton_devtools::client;
 use baton_node::{
-    client,
-    config::{ConfigFile, MemberEntry, NodeConfig},
+    config::{MemberEntry, NodeArgs, NodeConfig},
     launch::{Node, launch},
 };
 use baton_primitives::NodeId;
@@ -31,6 +31,8 @@ pub async fn mined(
         .expect("receipt")
 }
 
+/// A cluster of in-process nodes in one temporary dir.
+#[derive(Debug)]
 pub struct TestCluster {
     _dir: TempDir,
     pub configs: BTreeMap<NodeId, NodeConfig>,
@@ -38,7 +40,7 @@ pub struct TestCluster {
 }
 
 fn free_port() -> u16 {
-    baton_node::cluster::unused_port().expect("free port")
+    baton_devtools::cluster::unused_port().expect("free port")
 }
 
 impl TestCluster {
@@ -70,19 +72,15 @@ impl TestCluster {
         }
         let mut configs = BTreeMap::new();
         for (id, (rpc, p2p)) in ports {
-            let config = ConfigFile {
-                id: Some(id),
-                data_dir: Some(dir.path().join(format!("node{id}"))),
-                rpc_addr: Some(format!("127.0.0.1:{rpc}").parse().expect("addr")),
-                p2p_addr: Some(format!("/ip4/127.0.0.1/tcp/{p2p}")),
-                block_time_ms: Some(block_time_ms),
-                snapshot_every: Some(snapshot_every),
-                members: members.clone(),
-                ..Default::default()
-            }
-            .resolve()
-            .expect("valid config");
-            let mut config = config;
+            let mut args = NodeArgs::default();
+            args.cluster.id = Some(id);
+            args.cluster.p2p_addr = Some(format!("/ip4/127.0.0.1/tcp/{p2p}"));
+            args.cluster.members = members.clone();
+            args.data.data_dir = Some(dir.path().join(format!("node{id}")));
+            args.data.snapshot_every = Some(snapshot_every);
+            args.rpc.rpc_addr = Some(format!("127.0.0.1:{rpc}").parse().expect("addr"));
+            args.timing.block_time_ms = Some(block_time_ms);
+            let mut config = args.resolve().expect("valid config");
             tweak(id, &mut config);
             configs.insert(id, config);
         }
@@ -196,25 +194,14 @@ impl TestCluster {
         hashes
     }
 
-    /// Every running node serves the same hash at every height up to the lowest head.
+    /// Every running node serves the same hash at every height up to the lowest
+    /// head (no fork); returns that height.
     pub async fn assert_identical_chains(&self) -> u64 {
-        let lowest = self
-            .nodes
-            .keys()
-            .map(|id| self.status(*id).head_number)
-            .min()
-            .expect("nodes");
-        let mut reference: Option<(NodeId, Vec<String>)> = None;
-        for id in self.nodes.keys() {
-            let hashes = self.hashes(*id, lowest).await;
-            match &reference {
-                None => reference = Some((*id, hashes)),
-                Some((first, expected)) => {
-                    assert_eq!(expected, &hashes, "node {first} and node {id} differ")
-                }
-            }
-        }
-        lowest
+        let urls: Vec<(NodeId, String)> =
+            self.nodes.keys().map(|id| (*id, self.url(*id))).collect();
+        client::identical_chains(&urls)
+            .await
+            .expect("identical chains")
     }
 
     pub async fn stop(mut self) {

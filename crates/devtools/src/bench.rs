@@ -12,6 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use baton_node::config::NodeArgs;
 use baton_primitives::NodeId;
 use clap::Args;
 use eyre::bail;
@@ -19,7 +20,6 @@ use eyre::bail;
 use crate::{
     client,
     cluster::{Cluster, ClusterSpec},
-    config::ConfigFile,
 };
 
 /// The local cluster a benchmark runs on.
@@ -56,7 +56,7 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// dir kept alive by the returned guard), started and with a leader.
 pub(crate) async fn start_cluster(
     spec: &BenchCluster,
-    extra: ConfigFile,
+    extra: NodeArgs,
 ) -> eyre::Result<(tempfile::TempDir, Cluster)> {
     let temp = tempfile::Builder::new().prefix("baton-bench-").tempdir()?;
     let mut cluster = Cluster::create(&ClusterSpec {
@@ -77,7 +77,7 @@ pub(crate) async fn start_cluster(
 }
 
 pub async fn failover(args: FailoverArgs) -> eyre::Result<()> {
-    let (_temp, mut cluster) = start_cluster(&args.cluster, ConfigFile::default()).await?;
+    let (_temp, mut cluster) = start_cluster(&args.cluster, NodeArgs::default()).await?;
     cluster.wait_for_height(2, Duration::from_secs(30)).await?;
 
     let block_time = Duration::from_millis(args.cluster.block_time_ms);
@@ -186,10 +186,8 @@ pub async fn rotation(args: RotationArgs) -> eyre::Result<()> {
     if args.every == 0 || args.rounds == 0 {
         bail!("--every and --rounds must be above zero");
     }
-    let extra = ConfigFile {
-        rotation_blocks: Some(args.every),
-        ..ConfigFile::default()
-    };
+    let mut extra = NodeArgs::default();
+    extra.sequencer.rotation_blocks = Some(args.every);
     let (_temp, mut cluster) = start_cluster(&args.cluster, extra).await?;
     cluster.wait_for_height(2, Duration::from_secs(30)).await?;
     let observer = cluster.nodes[0].rpc_url.clone();

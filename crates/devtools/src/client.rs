@@ -9,7 +9,7 @@ use alloy_network::TxSignerSync;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use alloy_signer_local::PrivateKeySigner;
 use baton_consensus::{MemberInfo, NodeStatus};
-use baton_primitives::genesis::DEV_CHAIN_ID;
+use baton_primitives::{NodeId, genesis::DEV_CHAIN_ID};
 use jsonrpsee::{
     core::client::ClientT,
     http_client::{HttpClient, HttpClientBuilder},
@@ -43,6 +43,14 @@ pub async fn members(url: &str, timeout: Duration) -> eyre::Result<Vec<MemberInf
     Ok(membership.servers)
 }
 
+/// Stops critical task `name` of the node at `url` (a node started with fault
+/// injection), as a crash of that task would.
+pub async fn fault_stop_task(url: &str, name: &str, timeout: Duration) -> eyre::Result<()> {
+    Ok(client(url, timeout)?
+        .request("baton_faultStopTask", rpc_params![name])
+        .await?)
+}
+
 /// The hash of block `number` on the node at `url` (an error if it has none).
 pub async fn block_hash(url: &str, number: u64, timeout: Duration) -> eyre::Result<String> {
     let block: Option<serde_json::Value> = client(url, timeout)?
@@ -54,6 +62,30 @@ pub async fn block_hash(url: &str, number: u64, timeout: Duration) -> eyre::Resu
     block
         .and_then(|b| b.get("hash").and_then(|h| h.as_str()).map(str::to_string))
         .ok_or_else(|| eyre::eyre!("{url} has no block {number}"))
+}
+
+/// Checks that the nodes at `urls` hold the same hash at every height up to the
+/// lowest head among them (no fork); returns that height.
+pub async fn identical_chains(urls: &[(NodeId, String)]) -> eyre::Result<u64> {
+    let timeout = Duration::from_secs(5);
+    let mut lowest = u64::MAX;
+    for (_, url) in urls {
+        lowest = lowest.min(node_status(url, timeout).await?.head_number);
+    }
+    for number in 0..=lowest {
+        let mut first: Option<(NodeId, String)> = None;
+        for (id, url) in urls {
+            let hash = block_hash(url, number, timeout).await?;
+            match &first {
+                None => first = Some((*id, hash)),
+                Some((first_id, expected)) if *expected != hash => eyre::bail!(
+                    "fork at block {number}: node {first_id} has {expected}, node {id} has {hash}"
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(lowest)
 }
 
 /// A signed 1-wei EIP-1559 transfer to `to` on the dev chain: (hash, raw).

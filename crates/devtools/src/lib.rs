@@ -1,0 +1,17 @@
+//! baton-devtools: what developers and CI run against a cluster, never shipped in
+//! a node: local clusters of `baton node` processes, the devnet, benchmarks, and
+//! the chaos harness with its history checker.
+//!
+//! - [`cluster`]: a local cluster of child processes ([`cluster::Cluster`]).
+//! - [`devnet`], [`status`]: `baton devnet` and `baton status`.
+//! - [`bench`], [`bench_tps`]: failover, rotation and throughput benchmarks.
+//! - [`chaos`]: seeded faults and storage torture, then the history check.
+//! - [`client`]: the small JSON-RPC client these tools share.
+
+pub mod bench;
+pub mod bench_tps;
+pub mod chaos;
+pub mod client;
+pub mod cluster;
+pub mod devnet;
+pub mod status;
