@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use baton_devtools::{bench, bench_tps, chaos, devnet, status};
+use baton_devtools::{bench, chaos, devnet, status, tps};
 use baton_node::{config::NodeArgs, launch::launch};
 use clap::{Args, Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
@@ -42,7 +42,7 @@ enum BenchCommand {
     /// Kill the leader of a local cluster again and again; report the gap to the next block.
     Failover(bench::FailoverArgs),
     /// Send pre-signed transfers at a fixed concurrency; report throughput and latency.
-    Tps(bench_tps::TpsArgs),
+    Tps(tps::TpsArgs),
     /// Rotate leadership every N blocks; report the hand-over's block interval.
     Rotation(bench::RotationArgs),
 }
@@ -85,7 +85,7 @@ pub(crate) async fn run(cli: Cli) -> eyre::Result<()> {
             Ok(())
         }
         Command::Bench(BenchCommand::Failover(args)) => bench::failover(args).await,
-        Command::Bench(BenchCommand::Tps(args)) => bench_tps::tps(args).await,
+        Command::Bench(BenchCommand::Tps(args)) => tps::tps(args).await,
         Command::Bench(BenchCommand::Rotation(args)) => bench::rotation(args).await,
         Command::Chaos(args) => chaos::run(args).await,
     }

@@ -198,7 +198,8 @@ fn a_data_dir_of_another_chain_is_refused() {
         store
             .set_identity(&baton_storage::Identity {
                 node_id: 1,
-                genesis_hash: alloy_primitives::B256::repeat_byte(0xab),
+                genesis: alloy_primitives::B256::repeat_byte(0xab),
+                format: baton_storage::DATA_FORMAT,
             })
             .expect("identity");
     }

@@ -13,7 +13,7 @@
 use std::{io, sync::Arc};
 
 use baton_execution::{
-    BlockBuilder, BlockStep, ExecutionError, apply_entry, write_genesis, write_sealed,
+    BlockBuilder, BlockStep, ExecutionError, PendingBlock, apply_entry, write_genesis, write_sealed,
 };
 use baton_primitives::{BlockStart, ChainSpec, SealedBlock, codec};
 use baton_storage::{ChainExport, Store};
@@ -35,13 +35,23 @@ pub struct ChainView {
     /// When the head block was opened, in ms (the header keeps whole seconds only);
     /// the leader schedules the next block from it.
     pub head_start_ms: u64,
-    /// The open block's start, if a block is open.
-    pub open: Option<BlockStart>,
-    /// Transactions applied to the open block so far.
-    pub open_txs: usize,
+    /// The open block as applied so far (what `pending` reads), if one is open.
+    pub pending: Option<Arc<PendingBlock>>,
     /// Index of the last applied log entry (0 before any).
     /// Invariant: at most the commit index (openraft applies committed entries only).
     pub applied_index: u64,
+}
+
+impl ChainView {
+    /// The open block's start, if a block is open.
+    pub fn open(&self) -> Option<&BlockStart> {
+        self.pending.as_ref().map(|p| &p.start)
+    }
+
+    /// Transactions applied to the open block so far.
+    pub fn open_txs(&self) -> usize {
+        self.pending.as_ref().map_or(0, |p| p.tx_count())
+    }
 }
 
 /// The state machine's own record, stored with the chain in every apply batch.
@@ -70,6 +80,9 @@ pub struct StateMachine {
     head_start_ms: u64,
     /// The open block with its execution overlay (rebuilt by replay after a restart).
     open: Option<BlockBuilder>,
+    /// The open block's applied batches, as readers see them.
+    /// Invariant: holds exactly `open`'s transactions, in order.
+    pending: Option<Arc<PendingBlock>>,
     /// How much of `open` is in the store: whether its start is, and how many txs.
     persisted: Option<usize>,
     view: watch::Sender<ChainView>,
@@ -85,19 +98,13 @@ impl StateMachine {
         history_blocks: Option<u64>,
     ) -> io::Result<(Self, watch::Receiver<ChainView>)> {
         if store.head().map_err(io::Error::other)?.is_none() {
-            let mut write = store.chain_write();
-            write_genesis(&store, &mut write, spec).map_err(io::Error::other)?;
-            write.commit().map_err(io::Error::other)?;
+            let genesis = write_genesis(&store, spec).map_err(io::Error::other)?;
+            tracing::info!(hash = %genesis.hash, state_root = %genesis.header.state_root, "wrote the genesis block");
         }
-        let (head, open, applied) = load(&store, spec.chain_id)?;
-        if head.number() == 0 && head.hash != spec.genesis_hash {
-            return Err(io::Error::other(format!(
-                "stored genesis {} differs from the configured genesis {}",
-                head.hash, spec.genesis_hash
-            )));
-        }
+        let (head, mut open, applied) = load(&store, spec.chain_id)?;
         let head_start_ms = head.header.timestamp * 1000;
-        let (view, rx) = watch::channel(view_of(&head, head_start_ms, open.as_ref(), &applied));
+        let pending = open.as_mut().map(pending_of);
+        let (view, rx) = watch::channel(view_of(&head, head_start_ms, &pending, &applied));
         Ok((
             Self {
                 store,
@@ -108,6 +115,7 @@ impl StateMachine {
                 head_start_ms,
                 persisted: open.as_ref().map(|o| o.txs().len()),
                 open,
+                pending,
                 view,
             },
             rx,
@@ -118,10 +126,15 @@ impl StateMachine {
         self.view.send_replace(view_of(
             &self.head,
             self.head_start_ms,
-            self.open.as_ref(),
+            &self.pending,
             &self.applied,
         ));
     }
+}
+
+/// The open block rebuilt after a restart, as one batch.
+fn pending_of(open: &mut BlockBuilder) -> Arc<PendingBlock> {
+    Arc::new(PendingBlock::new(open.start().clone()).with(open.take_batch()))
 }
 
 fn load(
@@ -158,16 +171,24 @@ fn load(
 fn view_of(
     head: &Arc<SealedBlock>,
     head_start_ms: u64,
-    open: Option<&BlockBuilder>,
+    pending: &Option<Arc<PendingBlock>>,
     applied: &Applied,
 ) -> ChainView {
     ChainView {
         head: head.clone(),
         head_start_ms,
-        open: open.map(|o| o.start().clone()),
-        open_txs: open.map_or(0, |o| o.txs().len()),
+        pending: pending.clone(),
         applied_index: applied.last_applied.as_ref().map_or(0, |id| id.index()),
     }
+}
+
+/// What a sealed block tells the metrics: how long sealing and writing it took,
+/// how long after its parent it opened, its transactions, the new head.
+fn record_seal(block: &SealedBlock, sealing: std::time::Duration, interval_ms: u64) {
+    metrics::histogram!("baton_block_seal_seconds").record(sealing);
+    metrics::histogram!("baton_block_interval_seconds").record(interval_ms as f64 / 1000.0);
+    metrics::histogram!("baton_block_transactions").record(block.txs.len() as f64);
+    metrics::gauge!("baton_head_number").set(block.number() as f64);
 }
 
 fn halt(error: ExecutionError) -> io::Error {
@@ -207,6 +228,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         StoredMembership::new(Some(log_id), membership.clone());
                 }
                 EntryPayload::Normal(sequenced) => {
+                    let applying = std::time::Instant::now();
                     let started_ms = self.open.as_ref().map(|o| o.start().timestamp_ms);
                     let step = apply_entry(
                         &self.store,
@@ -217,11 +239,21 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     )
                     .map_err(halt)?;
                     match step {
-                        BlockStep::Opened => {}
+                        BlockStep::Opened => {
+                            self.pending = self.open.as_mut().map(pending_of);
+                        }
                         BlockStep::Extended { skipped } => {
                             for (hash, why) in skipped {
                                 tracing::warn!(%hash, %why, "committed transaction could not execute; skipped on every node");
                             }
+                            if let (Some(open), Some(pending)) = (&mut self.open, &self.pending) {
+                                self.pending = Some(Arc::new(pending.with(open.take_batch())));
+                            }
+                            debug_assert_eq!(
+                                self.pending.as_ref().map(|p| p.tx_count()),
+                                self.open.as_ref().map(|o| o.txs().len()),
+                                "the pending block is the open block"
+                            );
                         }
                         BlockStep::Sealed(outcome) => {
                             debug_assert_eq!(
@@ -247,9 +279,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                             std::mem::replace(&mut write, self.store.chain_write())
                                 .commit()
                                 .map_err(io::Error::other)?;
+                            let previous_start_ms = self.head_start_ms;
                             self.head = Arc::new(outcome.block);
+                            self.pending = None;
                             self.head_start_ms =
                                 started_ms.unwrap_or(self.head.header.timestamp * 1000);
+                            record_seal(
+                                &self.head,
+                                applying.elapsed(),
+                                self.head_start_ms.saturating_sub(previous_start_ms),
+                            );
                         }
                     }
                 }
@@ -318,10 +357,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         write.set_applied(codec::encode(&payload.applied).map_err(io::Error::other)?);
         write.commit().map_err(io::Error::other)?;
         save_snapshot(&self.store, meta, bytes)?;
-        let (head, open, applied) = load(&self.store, self.chain_id)?;
+        let (head, mut open, applied) = load(&self.store, self.chain_id)?;
         self.head_start_ms = head.header.timestamp * 1000;
         self.head = head;
         self.persisted = open.as_ref().map(|o| o.txs().len());
+        self.pending = open.as_mut().map(pending_of);
         self.open = open;
         self.applied = applied;
         tracing::info!(upto = ?meta.last_log_id, head = self.head.number(), "installed snapshot");

@@ -13,13 +13,17 @@ use std::{
 };
 
 use baton_node::config::NodeArgs;
-use baton_primitives::NodeId;
+use baton_primitives::{
+    NodeId,
+    genesis::{DEV_ACCOUNTS, DEV_GAS_LIMIT},
+};
 use clap::Args;
 use eyre::bail;
 
 use crate::{
     client,
     cluster::{Cluster, ClusterSpec},
+    genesis::{self, GenesisArgs},
 };
 
 /// The local cluster a benchmark runs on.
@@ -32,6 +36,8 @@ pub struct BenchCluster {
     /// Keep the cluster's data here (default: a temporary dir).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub genesis: GenesisArgs,
 }
 
 #[derive(Debug, Args)]
@@ -56,23 +62,42 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// dir kept alive by the returned guard), started and with a leader.
 pub(crate) async fn start_cluster(
     spec: &BenchCluster,
-    extra: NodeArgs,
+    mut extra: NodeArgs,
 ) -> eyre::Result<(tempfile::TempDir, Cluster)> {
     let temp = tempfile::Builder::new().prefix("baton-bench-").tempdir()?;
+    let data_dir = spec
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| temp.path().to_path_buf());
+    if spec.genesis.is_custom() {
+        std::fs::create_dir_all(&data_dir)?;
+        let path = data_dir.join("genesis.json");
+        let started = Instant::now();
+        genesis::write_file(
+            &path,
+            spec.genesis.gas_limit.unwrap_or(DEV_GAS_LIMIT),
+            extra.data.dev_accounts.unwrap_or(DEV_ACCOUNTS),
+            spec.genesis.extra_accounts,
+        )?;
+        println!(
+            "wrote a genesis with {} filler accounts in {:.1}s",
+            spec.genesis.extra_accounts,
+            started.elapsed().as_secs_f64()
+        );
+        extra.data.genesis = Some(path);
+    }
     let mut cluster = Cluster::create(&ClusterSpec {
         binary: std::env::current_exe()?,
         nodes: spec.nodes,
-        data_dir: spec
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| temp.path().to_path_buf()),
+        data_dir,
         rpc_port: 0,
         p2p_port: 0,
         block_time_ms: spec.block_time_ms,
         extra,
     })?;
     cluster.start_all()?;
-    cluster.wait_for_leader(Duration::from_secs(30)).await?;
+    // A large genesis takes a while to load on first start.
+    cluster.wait_for_leader(Duration::from_secs(300)).await?;
     Ok((temp, cluster))
 }
 

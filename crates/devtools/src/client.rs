@@ -88,6 +88,38 @@ pub async fn identical_chains(urls: &[(NodeId, String)]) -> eyre::Result<u64> {
     Ok(lowest)
 }
 
+/// The Prometheus page a node serves at `GET /metrics` on its RPC port.
+pub async fn metrics(url: &str, timeout: Duration) -> eyre::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = url
+        .strip_prefix("http://")
+        .ok_or_else(|| eyre::eyre!("{url} is not an http:// URL"))?
+        .trim_end_matches('/');
+    let fetch = async {
+        let mut stream = tokio::net::TcpStream::connect(authority).await?;
+        let request = format!("GET /metrics HTTP/1.0\r\nHost: {authority}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(timeout, fetch).await??;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| eyre::eyre!("{url}/metrics: no HTTP body"))?;
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        eyre::bail!("{url}/metrics: {}", head.lines().next().unwrap_or(""));
+    }
+    Ok(body.to_string())
+}
+
+/// The value of the sample `name` (labels included, e.g.
+/// `baton_block_seal_seconds{quantile="0.5"}`) on a Prometheus page.
+pub fn metric(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+}
+
 /// A signed 1-wei EIP-1559 transfer to `to` on the dev chain: (hash, raw).
 pub fn signed_transfer(
     signer: &PrivateKeySigner,

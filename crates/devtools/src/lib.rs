@@ -4,14 +4,16 @@
 //!
 //! - [`cluster`]: a local cluster of child processes ([`cluster::Cluster`]).
 //! - [`devnet`], [`status`]: `baton devnet` and `baton status`.
-//! - [`bench`], [`bench_tps`]: failover, rotation and throughput benchmarks.
+//! - [`bench`], [`tps`]: failover, rotation and throughput benchmarks; [`genesis`]: genesis
+//!   files with more state.
 //! - [`chaos`]: seeded faults and storage torture, then the history check.
 //! - [`client`]: the small JSON-RPC client these tools share.
 
 pub mod bench;
-pub mod bench_tps;
 pub mod chaos;
 pub mod client;
 pub mod cluster;
 pub mod devnet;
+pub mod genesis;
 pub mod status;
+pub mod tps;

@@ -205,9 +205,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         let spec = ChainSpec::dev_with_accounts(2);
-        let mut write = store.chain_write();
-        crate::write_genesis(&store, &mut write, &spec).expect("genesis");
-        write.commit().expect("commit");
+        crate::write_genesis(&store, &spec).expect("genesis");
         let genesis = store.block(0).expect("read").expect("genesis");
         (dir, store, genesis, spec)
     }

@@ -1,16 +1,61 @@
-//! Read-only execution for `eth_call` and `eth_estimateGas`: a message run on top of
-//! the head state in the next block's environment, never committed.
+//! Read-only execution for `eth_call` and `eth_estimateGas`: a message run on the
+//! state a block left (or the open block's), in that block's environment, never
+//! committed.
 
+use alloy_consensus::Header;
 use alloy_evm::{Evm, EvmEnv, EvmFactory, eth::EthEvmFactory};
-use alloy_primitives::{Address, Bytes, TxKind, U256};
-use baton_primitives::SealedBlock;
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
+use baton_primitives::BlockStart;
 use baton_storage::Store;
 use revm::{
     context::{BlockEnv, CfgEnv, TxEnv, result::EVMError, result::ExecutionResult},
     database::CacheDB,
 };
 
-use crate::{SPEC, StoreDb, next_base_fee};
+use crate::{SPEC, StateAt, StoreDb};
+
+/// The block a message runs in: the one whose state it reads (as geth does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallBlock {
+    pub number: u64,
+    pub timestamp: u64,
+    pub gas_limit: u64,
+    pub base_fee: u64,
+    pub coinbase: Address,
+}
+
+impl CallBlock {
+    /// A sealed block's environment.
+    pub fn of_header(header: &Header) -> Self {
+        Self {
+            number: header.number,
+            timestamp: header.timestamp,
+            gas_limit: header.gas_limit,
+            base_fee: header.base_fee_per_gas.unwrap_or_default(),
+            coinbase: header.beneficiary,
+        }
+    }
+
+    /// The open block's environment.
+    pub fn of_start(start: &BlockStart) -> Self {
+        Self {
+            number: start.number,
+            timestamp: start.timestamp_ms / 1000,
+            gas_limit: start.gas_limit,
+            base_fee: start.base_fee,
+            coinbase: start.coinbase,
+        }
+    }
+}
+
+/// Where a message runs: the state it reads and the block it runs in.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    pub store: Store,
+    pub chain_id: u64,
+    pub state: StateAt,
+    pub block: CallBlock,
+}
 
 /// A message to run, as `eth_call` and `eth_estimateGas` describe it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,32 +101,19 @@ pub enum CallError {
 }
 
 /// The gas a call may use: what it asks for, at most the block gas limit.
-fn gas_cap(request: &CallRequest, head: &SealedBlock) -> u64 {
-    request
-        .gas
-        .unwrap_or(head.header.gas_limit)
-        .min(head.header.gas_limit)
+fn gas_cap(request: &CallRequest, block: &CallBlock) -> u64 {
+    request.gas.unwrap_or(block.gas_limit).min(block.gas_limit)
 }
 
-/// Runs `request` on the state of `head`, in the environment of the block after it.
-pub fn call(
-    store: &Store,
-    chain_id: u64,
-    head: &SealedBlock,
-    request: &CallRequest,
-) -> Result<CallOutcome, CallError> {
-    run(store, chain_id, head, request, gas_cap(request, head))
+/// Runs `request` in `context`.
+pub fn call(context: &CallContext, request: &CallRequest) -> Result<CallOutcome, CallError> {
+    run(context, request, gas_cap(request, &context.block))
 }
 
 /// The least gas with which `request` succeeds (binary search, as geth does).
-pub fn estimate_gas(
-    store: &Store,
-    chain_id: u64,
-    head: &SealedBlock,
-    request: &CallRequest,
-) -> Result<u64, CallError> {
-    let cap = gas_cap(request, head);
-    let used = match run(store, chain_id, head, request, cap)? {
+pub fn estimate_gas(context: &CallContext, request: &CallRequest) -> Result<u64, CallError> {
+    let cap = gas_cap(request, &context.block);
+    let used = match run(context, request, cap)? {
         CallOutcome::Success { gas_used, .. } => gas_used,
         CallOutcome::Revert { reason, .. } => {
             return Err(CallError::Invalid(reverted_message(reason.as_deref())));
@@ -92,7 +124,7 @@ pub fn estimate_gas(
     let (mut low, mut high) = (used.saturating_sub(1), cap);
     while low + 1 < high {
         let mid = low + (high - low) / 2;
-        match run(store, chain_id, head, request, mid) {
+        match run(context, request, mid) {
             Ok(CallOutcome::Success { .. }) => high = mid,
             Ok(_) | Err(CallError::Invalid(_)) => low = mid,
             Err(e) => return Err(e),
@@ -101,29 +133,24 @@ pub fn estimate_gas(
     Ok(high)
 }
 
-fn run(
-    store: &Store,
-    chain_id: u64,
-    head: &SealedBlock,
-    request: &CallRequest,
-    gas: u64,
-) -> Result<CallOutcome, CallError> {
-    let base_fee = next_base_fee(&head.header);
-    let mut cfg_env = CfgEnv::new_with_spec(SPEC).with_chain_id(chain_id);
+fn run(context: &CallContext, request: &CallRequest, gas: u64) -> Result<CallOutcome, CallError> {
+    let block = &context.block;
+    let mut cfg_env = CfgEnv::new_with_spec(SPEC).with_chain_id(context.chain_id);
     cfg_env.disable_nonce_check = request.nonce.is_none();
     let env = EvmEnv {
         cfg_env,
         block_env: BlockEnv {
-            number: U256::from(head.number() + 1),
-            beneficiary: head.header.beneficiary,
-            timestamp: U256::from(head.header.timestamp + 1),
-            gas_limit: head.header.gas_limit,
+            number: U256::from(block.number),
+            beneficiary: block.coinbase,
+            timestamp: U256::from(block.timestamp),
+            gas_limit: block.gas_limit,
+            // A message with no price pays no fee, so it is not held to the base fee.
             basefee: if request.gas_price.is_some() {
-                base_fee
+                block.base_fee
             } else {
                 0
             },
-            prevrandao: Some(Default::default()),
+            prevrandao: Some(B256::ZERO),
             ..Default::default()
         },
     };
@@ -140,11 +167,11 @@ fn run(
         value: request.value.unwrap_or_default(),
         data: request.input.clone(),
         nonce: request.nonce.unwrap_or_default(),
-        chain_id: Some(chain_id),
+        chain_id: Some(context.chain_id),
         gas_priority_fee: request.max_priority_fee_per_gas,
         ..Default::default()
     };
-    let mut db = CacheDB::new(StoreDb::new(store.clone()));
+    let mut db = CacheDB::new(StoreDb::at(context.store.clone(), context.state.clone()));
     let mut evm = EthEvmFactory::default().create_evm(&mut db, env);
     match evm.transact(tx) {
         Ok(result) => Ok(match result.result {

@@ -19,17 +19,20 @@ mod changes;
 mod commit;
 mod error;
 mod pending;
+mod proof;
 mod self_check;
 mod state;
 
 pub use block::{BlockStep, apply_entry, check_start, next_base_fee, seal_header};
 pub use builder::{BlockBuilder, ExecutedTx, SPEC, SealOutcome, TxError};
 pub use call::{
-    CallError, CallOutcome, CallRequest, call, estimate_gas, revert_reason, reverted_message,
+    CallBlock, CallContext, CallError, CallOutcome, CallRequest, call, estimate_gas, revert_reason,
+    reverted_message,
 };
 pub use changes::StateChanges;
 pub use commit::{write_genesis, write_sealed};
 pub use error::ExecutionError;
 pub use pending::{PendingBatch, PendingBlock};
+pub use proof::{AccountProof, ProofError, prove};
 pub use self_check::self_check;
 pub use state::{StateAt, StateError, StoreDb};

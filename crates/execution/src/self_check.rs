@@ -87,9 +87,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         let spec = ChainSpec::dev();
-        let mut write = store.chain_write();
-        write_genesis(&store, &mut write, &spec).expect("genesis");
-        write.commit().expect("commit");
+        write_genesis(&store, &spec).expect("genesis");
         assert_eq!(self_check(&store, spec.chain_id), Ok(()));
 
         // An account the head block does not account for: the roots disagree.
@@ -111,9 +109,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         let spec = ChainSpec::dev();
-        let mut write = store.chain_write();
-        write_genesis(&store, &mut write, &spec).expect("genesis");
-        write.commit().expect("commit");
+        write_genesis(&store, &spec).expect("genesis");
 
         let mut write = store.chain_write();
         let mut lost = TrieWrites::default();

@@ -17,7 +17,7 @@ use baton_rpc::{
     Web3Handler,
 };
 use baton_sequencer::{Sequencer, SequencerConfig};
-use baton_storage::{Identity, Store};
+use baton_storage::{DATA_FORMAT, Identity, Store};
 use eyre::{WrapErr, bail, eyre};
 use jsonrpsee::server::ServerHandle;
 use tokio::sync::watch;
@@ -143,7 +143,8 @@ pub async fn launch(
             )
         }),
     };
-    let (rpc, rpc_addr) = baton_rpc::serve(listener, admin_token, handlers).await?;
+    let (rpc, rpc_addr) =
+        baton_rpc::serve(listener, admin_token, crate::metrics::page(), handlers).await?;
     supervisor.spawn_critical("rpc", rpc.clone().stopped());
     tracing::info!(id = config.cluster.id, %rpc_addr, p2p = %config.cluster.p2p_addr, chain_id = spec.chain_id, "node started");
 
@@ -189,21 +190,31 @@ async fn start_p2p(
     .wrap_err_with(|| format!("cannot start p2p on {}", cluster.p2p_addr))
 }
 
-/// Refuses a data dir written by another member or for another chain.
+/// Refuses a data dir written by another member, for another chain, or by a
+/// version of baton with another data layout.
 fn check_identity(store: &Store, config: &NodeConfig, spec: &ChainSpec) -> eyre::Result<()> {
     let ours = Identity {
         node_id: config.cluster.id,
-        genesis_hash: spec.genesis_hash,
+        genesis: spec.fingerprint,
+        format: DATA_FORMAT,
     };
     let dir = config.data.data_dir.display();
     match store.identity()? {
         None => store.set_identity(&ours)?,
         Some(found) if found == ours => {}
-        Some(found) if found.genesis_hash != ours.genesis_hash => {
+        Some(found) if found.format != DATA_FORMAT => {
+            return Err(eyre!(
+                "data dir {dir} was written by another version of baton (data format {}, this \
+                 build uses {DATA_FORMAT}): start this node on an empty data dir and it catches \
+                 up from the cluster",
+                found.format
+            ));
+        }
+        Some(found) if found.genesis != ours.genesis => {
             return Err(eyre!(
                 "data dir {dir} belongs to another chain (genesis {}), this node runs genesis {}",
-                found.genesis_hash,
-                ours.genesis_hash
+                found.genesis,
+                ours.genesis
             ));
         }
         Some(found) => {

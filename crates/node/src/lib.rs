@@ -8,8 +8,10 @@
 //! - [`peers`]: the members' readiness (where leadership goes) and the p2p
 //!   allowlist that follows the Raft membership.
 //! - [`supervisor`]: critical tasks and fail-stop.
+//! - `metrics`: the Prometheus recorder behind `GET /metrics`.
 
 pub mod config;
 pub mod launch;
+mod metrics;
 mod peers;
 pub mod supervisor;

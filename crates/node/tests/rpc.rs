@@ -82,12 +82,13 @@ async fn a_wallet_client_reads_chain_and_dev_state_from_a_follower() {
             .is_ok_and(|s| matches!(s, alloy_rpc_types_eth::SyncStatus::Info(_)))
     );
 
-    // State is kept for the head only: an old block is refused, not answered wrongly.
+    // State at an old block: the genesis allocation (DESIGN §6, state history).
     let old = provider
         .get_balance(dev_accounts(1)[0].address)
         .number(0)
-        .await;
-    assert!(old.is_err(), "{old:?}");
+        .await
+        .expect("state at block 0");
+    assert_eq!(old, baton_primitives::genesis::DEV_BALANCE);
 
     cluster.stop().await;
 }

@@ -1,18 +1,31 @@
 //! Genesis and chain spec: a geth-style `genesis.json` (`config.chainId`, `alloc`,
 //! `gasLimit`, `timestamp`, `baseFeePerGas`) and the genesis header it defines.
 //!
-//! Every member must start from the same genesis; its hash identifies the chain,
-//! and a data dir written for another genesis is refused at start-up.
+//! Every member must start from the same genesis; its fingerprint identifies the
+//! chain, and a data dir written for another genesis is refused at start-up. The
+//! allocation is streamed (a file of a million accounts is read account by
+//! account, never held whole); its state root is known once it is written.
 
-use std::path::Path;
+use std::{
+    collections::BTreeMap,
+    io::{BufReader, Read},
+    path::{Path, PathBuf},
+};
 
 use alloy_consensus::{EMPTY_OMMER_ROOT_HASH, Header, constants::EMPTY_WITHDRAWALS};
 use alloy_eips::{eip1559::INITIAL_BASE_FEE, eip7685::EMPTY_REQUESTS_HASH};
-pub use alloy_genesis::Genesis;
-use alloy_genesis::GenesisAccount;
-use alloy_primitives::{Address, B256, Bloom, U256};
-use alloy_signer_local::{MnemonicBuilder, PrivateKeySigner, coins_bip39::English};
-use alloy_trie::{EMPTY_ROOT_HASH, TrieAccount, root::state_root_unhashed};
+pub use alloy_genesis::{Genesis, GenesisAccount};
+use alloy_primitives::{Address, B256, Bloom, U256, keccak256};
+use alloy_signer_local::{
+    PrivateKeySigner,
+    coins_bip39::{English, Mnemonic},
+};
+use alloy_trie::EMPTY_ROOT_HASH;
+use coins_bip32::prelude::Parent;
+use serde::{
+    Deserializer,
+    de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor},
+};
 
 /// Chain id of the built-in development genesis.
 pub const DEV_CHAIN_ID: u64 = 7331;
@@ -36,20 +49,42 @@ pub struct DevAccount {
 }
 
 /// The first `count` accounts of [`DEV_MNEMONIC`] (BIP-44 path m/44'/60'/0'/0/i).
+///
+/// The mnemonic's seed and the path's parent key are derived once; each account
+/// is then one child derivation, spread over the machine's cores, so a devnet of
+/// 100,000 accounts starts in seconds.
 pub fn dev_accounts(count: u32) -> Vec<DevAccount> {
-    (0..count)
-        .map(|index| {
-            let signer: PrivateKeySigner = MnemonicBuilder::<English>::default()
-                .phrase(DEV_MNEMONIC)
-                .index(index)
-                .and_then(|builder| builder.build())
-                .expect("the dev mnemonic and a u32 index always derive a key");
-            DevAccount {
-                address: signer.address(),
-                private_key: B256::from_slice(&signer.to_bytes()[..]),
-            }
-        })
-        .collect()
+    let parent = Mnemonic::<English>::new_from_phrase(DEV_MNEMONIC)
+        .and_then(|mnemonic| mnemonic.derive_key("m/44'/60'/0'/0", None))
+        .expect("the dev mnemonic derives its BIP-44 parent key");
+    let derive = |index: u32| {
+        let child = parent
+            .derive_child(index)
+            .expect("a non-hardened child of a valid key derives");
+        let key: &coins_bip32::prelude::SigningKey = child.as_ref();
+        let private_key = B256::from_slice(&key.to_bytes());
+        let signer = PrivateKeySigner::from_bytes(&private_key)
+            .expect("a derived key is a valid secp256k1 key");
+        DevAccount {
+            address: signer.address(),
+            private_key,
+        }
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let per_thread = count.div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..count)
+            .step_by(per_thread as usize)
+            .map(|first| {
+                let last = first.saturating_add(per_thread).min(count);
+                scope.spawn(move || (first..last).map(derive).collect::<Vec<_>>())
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().expect("a derivation thread does not panic"))
+            .collect()
+    })
 }
 
 /// A genesis file could not be read or does not describe a usable chain.
@@ -69,6 +104,23 @@ pub enum GenesisError {
     NoChainId,
     #[error("genesis: gasLimit must be at least 21000, got {0}")]
     GasLimitTooLow(u64),
+    #[error("genesis: alloc key {0:?} is not an address")]
+    BadAddress(String),
+    /// Whoever took the accounts could not store one.
+    #[error("genesis: {0}")]
+    Sink(String),
+}
+
+/// Where the genesis allocation comes from.
+#[derive(Debug, Clone)]
+pub enum Alloc {
+    /// The first N dev accounts, 10,000 ETH each.
+    Dev(u32),
+    /// The `alloc` of a geth-style genesis file, read as a stream (a file of a
+    /// million accounts is never held in memory).
+    File(PathBuf),
+    /// Accounts given in memory.
+    Accounts(BTreeMap<Address, GenesisAccount>),
 }
 
 /// Everything about the chain that follows from its genesis.
@@ -76,9 +128,13 @@ pub enum GenesisError {
 pub struct ChainSpec {
     pub chain_id: u64,
     pub gas_limit: u64,
-    pub genesis: Genesis,
-    pub genesis_header: Header,
-    pub genesis_hash: B256,
+    /// Block 0's header, but for its state root: the allocation's root, known once
+    /// the allocation is written (`EMPTY_ROOT_HASH` here).
+    pub header: Header,
+    pub alloc: Alloc,
+    /// What identifies this genesis (keccak of the file, or of the dev
+    /// parameters): a data dir written for another genesis is refused.
+    pub fingerprint: B256,
 }
 
 impl ChainSpec {
@@ -94,89 +150,257 @@ impl ChainSpec {
         genesis.config.chain_id = DEV_CHAIN_ID;
         genesis.gas_limit = DEV_GAS_LIMIT;
         genesis.base_fee_per_gas = Some(u128::from(INITIAL_BASE_FEE));
-        genesis.alloc = dev_accounts(accounts)
-            .into_iter()
-            .map(|account| {
-                (
-                    account.address,
-                    GenesisAccount::default().with_balance(DEV_BALANCE),
-                )
-            })
-            .collect();
-        Self::from_genesis(genesis).expect("the built-in dev genesis is valid")
+        let mut fingerprint = b"baton-dev-genesis".to_vec();
+        fingerprint.extend_from_slice(&DEV_CHAIN_ID.to_be_bytes());
+        fingerprint.extend_from_slice(&DEV_GAS_LIMIT.to_be_bytes());
+        fingerprint.extend_from_slice(&accounts.to_be_bytes());
+        Self::new(&genesis, Alloc::Dev(accounts), keccak256(fingerprint))
+            .expect("the built-in dev genesis is valid")
     }
 
-    /// Reads a geth-style `genesis.json`.
+    /// Reads a geth-style `genesis.json`'s chain parameters, streaming past its
+    /// `alloc` (which [`ChainSpec::for_each_account`] streams again when written).
     pub fn from_file(path: &Path) -> Result<Self, GenesisError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| GenesisError::Read {
+        let read = |source| GenesisError::Read {
+            path: shown.clone(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(read)?;
+        let mut hashed = HashingReader::new(BufReader::with_capacity(1 << 16, file));
+        let mut fields = serde_json::Map::new();
+        let parsed = serde_json::Deserializer::from_reader(&mut hashed).deserialize_map(TopLevel {
+            fields: &mut fields,
+            on_account: None::<&mut fn(Address, GenesisAccount) -> Result<(), String>>,
+        });
+        parsed.map_err(|source| GenesisError::Parse {
             path: shown.clone(),
             source,
         })?;
-        Self::from_json(&text).map_err(|e| match e {
-            GenesisError::Parse { source, .. } => GenesisError::Parse {
-                path: shown,
-                source,
-            },
-            other => other,
-        })
+        std::io::copy(&mut hashed, &mut std::io::sink()).map_err(read)?;
+        let fingerprint = hashed.finish();
+        let genesis = chain_fields(fields).map_err(|source| GenesisError::Parse {
+            path: shown,
+            source,
+        })?;
+        Self::new(&genesis, Alloc::File(path.to_path_buf()), fingerprint)
     }
 
-    /// Parses geth-style genesis JSON. `config.chainId` must be given: a default
-    /// (alloy's is 1, mainnet's) would make every signed transaction replayable.
+    /// Parses geth-style genesis JSON held in memory.
     pub fn from_json(text: &str) -> Result<Self, GenesisError> {
         let parse = |source| GenesisError::Parse {
             path: "<json>".to_string(),
             source,
         };
         let value: serde_json::Value = serde_json::from_str(text).map_err(parse)?;
-        if value
-            .pointer("/config/chainId")
-            .is_none_or(serde_json::Value::is_null)
-        {
-            return Err(GenesisError::NoChainId);
-        }
-        Self::from_genesis(serde_json::from_value(value).map_err(parse)?)
+        let serde_json::Value::Object(mut fields) = value else {
+            return Err(parse(serde::de::Error::custom("genesis is not an object")));
+        };
+        let alloc = fields.remove("alloc").unwrap_or_default();
+        let alloc: BTreeMap<Address, GenesisAccount> = if alloc.is_null() {
+            BTreeMap::new()
+        } else {
+            serde_json::from_value(alloc).map_err(parse)?
+        };
+        let genesis = chain_fields(fields).map_err(parse)?;
+        Self::new(&genesis, Alloc::Accounts(alloc), keccak256(text))
     }
 
-    /// Validates `genesis` and derives its header.
-    pub fn from_genesis(genesis: Genesis) -> Result<Self, GenesisError> {
+    /// Validates the chain parameters and derives block 0's header.
+    fn new(genesis: &Genesis, alloc: Alloc, fingerprint: B256) -> Result<Self, GenesisError> {
         if genesis.config.chain_id == 0 {
             return Err(GenesisError::NoChainId);
         }
         if genesis.gas_limit < 21_000 {
             return Err(GenesisError::GasLimitTooLow(genesis.gas_limit));
         }
-        let genesis_header = genesis_header(&genesis);
         Ok(Self {
             chain_id: genesis.config.chain_id,
             gas_limit: genesis.gas_limit,
-            genesis_hash: genesis_header.hash_slow(),
-            genesis_header,
-            genesis,
+            header: genesis_header(genesis),
+            alloc,
+            fingerprint,
         })
+    }
+
+    /// Hands every account of the allocation to `on_account`, in file order (a
+    /// file is streamed), stopping at the first error.
+    pub fn for_each_account(
+        &self,
+        mut on_account: impl FnMut(Address, GenesisAccount) -> Result<(), GenesisError>,
+    ) -> Result<(), GenesisError> {
+        match &self.alloc {
+            Alloc::Dev(count) => {
+                for account in dev_accounts(*count) {
+                    on_account(
+                        account.address,
+                        GenesisAccount::default().with_balance(DEV_BALANCE),
+                    )?;
+                }
+                Ok(())
+            }
+            Alloc::Accounts(accounts) => accounts
+                .iter()
+                .try_for_each(|(address, account)| on_account(*address, account.clone())),
+            Alloc::File(path) => {
+                let shown = path.display().to_string();
+                let file = std::fs::File::open(path).map_err(|source| GenesisError::Read {
+                    path: shown.clone(),
+                    source,
+                })?;
+                let reader = BufReader::with_capacity(1 << 16, file);
+                let mut sink_error = None;
+                let mut forward = |address, account| {
+                    on_account(address, account).map_err(|e| {
+                        let message = e.to_string();
+                        sink_error = Some(e);
+                        message
+                    })
+                };
+                let parsed =
+                    serde_json::Deserializer::from_reader(reader).deserialize_map(TopLevel {
+                        fields: &mut serde_json::Map::new(),
+                        on_account: Some(&mut forward),
+                    });
+                match (parsed, sink_error) {
+                    (_, Some(e)) => Err(e),
+                    (Ok(()), None) => Ok(()),
+                    (Err(source), None) => Err(GenesisError::Parse {
+                        path: shown,
+                        source,
+                    }),
+                }
+            }
+        }
     }
 }
 
-/// The genesis header: block 0 with the allocation's state root and the fork
-/// fields of current mainnet rules (London through Prague), so clients that
-/// check header shape accept it.
+/// The chain parameters of a genesis: every top-level field but `alloc`. A
+/// `config.chainId` must be given: a default (alloy's is 1, mainnet's) would make
+/// every signed transaction replayable.
+fn chain_fields(
+    mut fields: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Result<Genesis> {
+    fields.remove("alloc");
+    let chain_id = fields
+        .get("config")
+        .and_then(|config| config.get("chainId"))
+        .is_some_and(|id| !id.is_null());
+    let mut genesis: Genesis = serde_json::from_value(serde_json::Value::Object(fields))?;
+    if !chain_id {
+        genesis.config.chain_id = 0;
+    }
+    Ok(genesis)
+}
+
+/// Reads through, hashing every byte read (the file's fingerprint).
+struct HashingReader<R> {
+    inner: R,
+    hasher: alloy_primitives::Keccak256,
+}
+
+impl<R> HashingReader<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            hasher: alloy_primitives::Keccak256::new(),
+        }
+    }
+
+    fn finish(self) -> B256 {
+        self.hasher.finalize()
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// A genesis file's top-level object: `alloc` entries go to `on_account` one by
+/// one (or are skipped), every other field is kept in `fields`.
+struct TopLevel<'a, F> {
+    fields: &'a mut serde_json::Map<String, serde_json::Value>,
+    on_account: Option<&'a mut F>,
+}
+
+impl<'de, F> Visitor<'de> for TopLevel<'_, F>
+where
+    F: FnMut(Address, GenesisAccount) -> Result<(), String>,
+{
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a geth-style genesis object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut on_account = self.on_account;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "alloc" {
+                match on_account.as_deref_mut() {
+                    Some(on_account) => map.next_value_seed(AllocSeed(on_account))?,
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            } else {
+                let value = map.next_value()?;
+                self.fields.insert(key, value);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `alloc` object, handed over account by account.
+struct AllocSeed<'a, F>(&'a mut F);
+
+impl<'de, F> DeserializeSeed<'de> for AllocSeed<'_, F>
+where
+    F: FnMut(Address, GenesisAccount) -> Result<(), String>,
+{
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, F> Visitor<'de> for AllocSeed<'_, F>
+where
+    F: FnMut(Address, GenesisAccount) -> Result<(), String>,
+{
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an alloc object of address => account")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            let hex = key.strip_prefix("0x").unwrap_or(&key);
+            let address: Address = hex.parse().map_err(|_| {
+                serde::de::Error::custom(format!("alloc key {key:?} is not an address"))
+            })?;
+            let account: GenesisAccount = map.next_value()?;
+            (self.0)(address, account).map_err(serde::de::Error::custom)?;
+        }
+        Ok(())
+    }
+}
+
+/// Block 0's header, but for its state root: the fork fields of current mainnet
+/// rules (London through Prague), so clients that check header shape accept it.
 fn genesis_header(genesis: &Genesis) -> Header {
-    let state_root = if genesis.alloc.is_empty() {
-        EMPTY_ROOT_HASH
-    } else {
-        state_root_unhashed(
-            genesis
-                .alloc
-                .iter()
-                .map(|(address, account)| (*address, TrieAccount::from(account.clone()))),
-        )
-    };
     Header {
         parent_hash: B256::ZERO,
         ommers_hash: EMPTY_OMMER_ROOT_HASH,
         beneficiary: genesis.coinbase,
-        state_root,
+        state_root: EMPTY_ROOT_HASH,
         transactions_root: EMPTY_ROOT_HASH,
         receipts_root: EMPTY_ROOT_HASH,
         logs_bloom: Bloom::ZERO,
@@ -237,13 +461,22 @@ mod tests {
     fn dev_genesis_is_stable_and_valid() {
         let a = ChainSpec::dev();
         let b = ChainSpec::dev();
-        assert_eq!(a.genesis_hash, b.genesis_hash);
+        assert_eq!(a.fingerprint, b.fingerprint);
+        assert_ne!(a.fingerprint, ChainSpec::dev_with_accounts(11).fingerprint);
         assert_eq!(a.chain_id, DEV_CHAIN_ID);
-        assert_eq!(a.genesis_header.number, 0);
+        assert_eq!(a.header.number, 0);
+        let mut funded = Vec::new();
+        a.for_each_account(|address, account| {
+            funded.push((address, account.balance));
+            Ok(())
+        })
+        .expect("accounts");
+        assert_eq!(funded.len(), DEV_ACCOUNTS as usize);
+        assert_eq!(funded[0], (dev_accounts(1)[0].address, DEV_BALANCE));
     }
 
     #[test]
-    fn geth_style_file_is_read_and_alloc_changes_the_state_root() {
+    fn geth_style_json_is_read() {
         let json = r#"{
             "config": { "chainId": 901 },
             "gasLimit": "0x1c9c380",
@@ -253,7 +486,58 @@ mod tests {
         let spec = ChainSpec::from_json(json).expect("valid");
         assert_eq!(spec.chain_id, 901);
         assert_eq!(spec.gas_limit, 30_000_000);
-        assert_ne!(spec.genesis_header.state_root, EMPTY_ROOT_HASH);
+        let mut count = 0;
+        spec.for_each_account(|_, _| {
+            count += 1;
+            Ok(())
+        })
+        .expect("accounts");
+        assert_eq!(count, 1);
+    }
+
+    #[test]
+    fn a_file_is_streamed_account_by_account_and_fingerprinted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("genesis.json");
+        let write = |accounts: u8| {
+            let alloc: Vec<String> = (1..=accounts)
+                .map(|i| {
+                    format!(
+                        r#""{:040x}": {{"balance": "0x{i:x}", "storage": {{"0x01": "0x02"}}}}"#,
+                        i
+                    )
+                })
+                .collect();
+            std::fs::write(
+                &path,
+                format!(
+                    r#"{{"alloc": {{{}}}, "config": {{"chainId": 5}}, "gasLimit": "0x1c9c380"}}"#,
+                    alloc.join(",")
+                ),
+            )
+            .expect("write");
+        };
+        write(3);
+        let spec = ChainSpec::from_file(&path).expect("valid");
+        assert_eq!(spec.chain_id, 5, "fields after alloc are read too");
+        let mut seen = Vec::new();
+        spec.for_each_account(|address, account| {
+            seen.push((address, account.balance, account.storage_slots().count()));
+            Ok(())
+        })
+        .expect("streamed");
+        assert_eq!(seen.len(), 3);
+        assert_eq!(seen[2], (Address::with_last_byte(3), U256::from(3), 1));
+        // A sink error stops the stream and is returned as is.
+        let err = spec
+            .for_each_account(|_, _| Err(GenesisError::Sink("disk full".into())))
+            .expect_err("sink");
+        assert!(err.to_string().contains("disk full"), "{err}");
+        write(4);
+        assert_ne!(
+            ChainSpec::from_file(&path).expect("valid").fingerprint,
+            spec.fingerprint
+        );
     }
 
     #[test]
@@ -267,13 +551,13 @@ mod tests {
             Err(GenesisError::NoChainId)
         ));
 
-        let dir = std::env::temp_dir().join(format!("baton-genesis-{}", std::process::id()));
-        std::fs::write(&dir, "{ not json").expect("write");
-        let err = ChainSpec::from_file(&dir).expect_err("garbage");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("genesis.json");
+        std::fs::write(&path, "{ not json").expect("write");
+        let err = ChainSpec::from_file(&path).expect_err("garbage");
         assert!(
             err.to_string().contains("not valid geth-style JSON"),
             "{err}"
         );
-        let _ = std::fs::remove_file(&dir);
     }
 }

@@ -19,5 +19,7 @@ pub mod member;
 
 pub use block::{OpenBlock, SealedBlock};
 pub use entry::{BlockEnd, BlockStart, SequencerEntry, TxBatch};
-pub use genesis::{ChainSpec, DevAccount, Genesis, GenesisError, dev_accounts};
+pub use genesis::{
+    Alloc, ChainSpec, DevAccount, Genesis, GenesisAccount, GenesisError, dev_accounts,
+};
 pub use member::{Member, NodeId};

@@ -42,9 +42,8 @@ fn call_error(error: CallError) -> ErrorObjectOwned {
 
 impl EthCallApiServer for EthHandler {
     fn call(&self, request: TransactionRequest, block: Option<BlockId>) -> RpcResult<Bytes> {
-        self.check_head_state(block)?;
-        let head = self.consensus.chain().borrow().head.clone();
-        match call(&self.store, self.chain_id, &head, &message(&request)).map_err(call_error)? {
+        let context = self.call_context(block)?;
+        match call(&context, &message(&request)).map_err(call_error)? {
             CallOutcome::Success { output, .. } => Ok(output),
             CallOutcome::Revert { output, reason } => Err(ErrorObjectOwned::owned(
                 EXECUTION_REVERTED,
@@ -60,9 +59,8 @@ impl EthCallApiServer for EthHandler {
     }
 
     fn estimate_gas(&self, request: TransactionRequest, block: Option<BlockId>) -> RpcResult<U64> {
-        self.check_head_state(block)?;
-        let head = self.consensus.chain().borrow().head.clone();
-        estimate_gas(&self.store, self.chain_id, &head, &message(&request))
+        let context = self.call_context(block)?;
+        estimate_gas(&context, &message(&request))
             .map(U64::from)
             .map_err(call_error)
     }

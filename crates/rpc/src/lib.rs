@@ -19,6 +19,7 @@ mod fault;
 mod filters;
 mod logs;
 mod net;
+mod pages;
 mod pubsub;
 mod state;
 mod tx;
@@ -39,6 +40,7 @@ pub use fault::{FaultApiServer, FaultHandler, StopTask};
 pub use filters::EthFilterApiServer;
 pub use logs::EthLogsApiServer;
 pub use net::{NetApiServer, NetHandler, Web3ApiServer, Web3Handler};
+pub use pages::RenderMetrics;
 pub use pubsub::EthPubSubApiServer;
 pub use state::EthStateApiServer;
 pub use tx::{EthTxApiServer, MAX_TX_BYTES, Submitter};
@@ -72,10 +74,12 @@ pub struct Handlers {
 }
 
 /// Serves every namespace on `listener` until the returned handle is stopped.
-/// `admin_token` guards the `conductor_` methods that change anything.
+/// `admin_token` guards the `conductor_` methods that change anything; `metrics`
+/// renders `GET /metrics` on the same port.
 pub async fn serve(
     listener: std::net::TcpListener,
     admin_token: Option<Arc<str>>,
+    metrics: Option<RenderMetrics>,
     handlers: Handlers,
 ) -> Result<(ServerHandle, SocketAddr), RpcError> {
     listener.set_nonblocking(true)?;
@@ -85,6 +89,7 @@ pub async fn serve(
         .max_connections(MAX_CONNECTIONS)
         .build();
     let http = tower::ServiceBuilder::new()
+        .layer(pages::PagesLayer { metrics })
         .map_request(move |request| conductor::authorize(admin_token.as_deref(), request));
     let server = Server::builder()
         .set_config(config)

@@ -1,17 +1,35 @@
 //! Account state (`eth_getBalance`, `eth_getTransactionCount`, `eth_getCode`,
-//! `eth_getStorageAt`), fee suggestions and node facts.
+//! `eth_getStorageAt`) at any kept block, fee suggestions and node facts.
 //!
-//! A node keeps the state of its head block only (no archive): state at any other
-//! block is refused with a clear error rather than answered wrongly.
+//! A block parameter names the state a request reads: a number or hash (any block
+//! whose state is kept: all of them on an archive node, else the last
+//! `--state-history-blocks`), `latest` / `safe` / `finalized` (the head: whatever is
+//! applied is committed by a quorum and final), `earliest`, or `pending` (the open
+//! block as applied so far).
 
 use alloy_consensus::{Transaction, TxEnvelope};
 use alloy_eips::{BlockId, BlockNumberOrTag, eip2718::Decodable2718};
 use alloy_primitives::{Address, B256, Bytes, U64, U256};
-use alloy_rpc_types_eth::{FeeHistory, SyncStatus};
-use baton_execution::next_base_fee;
-use jsonrpsee::{core::RpcResult, proc_macros::rpc};
+use alloy_rpc_types_eth::{
+    EIP1186AccountProofResponse, EIP1186StorageProof, FeeHistory, SyncStatus,
+};
+use alloy_serde::storage::JsonStorageKey;
+use alloy_trie::{EMPTY_ROOT_HASH, KECCAK_EMPTY};
+use baton_execution::{CallBlock, CallContext, StateAt, StoreDb, next_base_fee, prove};
+use baton_storage::AccountRecord;
+use jsonrpsee::{core::RpcResult, proc_macros::rpc, types::ErrorObjectOwned};
+use revm::database_interface::DatabaseRef;
 
 use crate::{EthHandler, internal, invalid_params};
+
+/// Geth's code (and words) for a block this node does not have.
+const NOT_FOUND: i32 = -32000;
+/// EIP-4444's code for pruned history, as geth and reth use it.
+const PRUNED: i32 = 4444;
+
+fn header_not_found() -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(NOT_FOUND, "header not found", None::<()>)
+}
 
 /// The priority fee wallets are told to offer. Blocks are never full on a devnet
 /// and the leader orders by arrival, so a token tip is enough.
@@ -19,6 +37,8 @@ const SUGGESTED_TIP: u128 = 1_000_000; // 0.001 gwei
 
 /// Most blocks one `eth_feeHistory` call covers.
 const MAX_FEE_HISTORY_BLOCKS: u64 = 1024;
+/// Most storage keys one `eth_getProof` call proves.
+const MAX_PROOF_KEYS: usize = 1_024;
 /// Most percentiles one `eth_feeHistory` call asks for.
 const MAX_PERCENTILES: usize = 100;
 
@@ -57,6 +77,16 @@ pub trait EthStateApi {
     #[method(name = "eth_getStorageAt")]
     fn storage_at(&self, address: Address, slot: U256, block: Option<BlockId>) -> RpcResult<B256>;
 
+    /// EIP-1186: the account and the storage slots `keys`, with Merkle proofs
+    /// against the state root of `block`.
+    #[method(name = "eth_getProof")]
+    fn proof(
+        &self,
+        address: Address,
+        keys: Vec<JsonStorageKey>,
+        block: Option<BlockId>,
+    ) -> RpcResult<EIP1186AccountProofResponse>;
+
     #[method(name = "eth_gasPrice")]
     fn gas_price(&self) -> RpcResult<U256>;
 
@@ -79,67 +109,160 @@ pub trait EthStateApi {
 }
 
 impl EthHandler {
-    /// Refuses state queries for any block but the head.
-    pub(crate) fn check_head_state(&self, block: Option<BlockId>) -> RpcResult<()> {
-        let head = self.consensus.chain().borrow().head.clone();
-        let ok = match block.unwrap_or(BlockId::Number(BlockNumberOrTag::Latest)) {
-            BlockId::Number(BlockNumberOrTag::Number(n)) => n == head.number(),
-            BlockId::Number(BlockNumberOrTag::Earliest) => head.number() == 0,
-            BlockId::Number(_) => true,
-            BlockId::Hash(hash) => hash.block_hash == head.hash,
+    /// Where a request that names `block` (`latest` when it names none) reads state,
+    /// and the block a message runs in: the one whose state it reads.
+    pub(crate) fn call_context(&self, block: Option<BlockId>) -> RpcResult<CallContext> {
+        let view = self.consensus.chain().borrow().clone();
+        let head = view.head.number();
+        let number = match block.unwrap_or(BlockId::Number(BlockNumberOrTag::Latest)) {
+            BlockId::Number(BlockNumberOrTag::Pending) => match view.pending {
+                Some(pending) => {
+                    return Ok(self.context(
+                        StateAt::Pending(pending.clone()),
+                        CallBlock::of_start(&pending.start),
+                    ));
+                }
+                // No block is open: pending is the head.
+                None => head,
+            },
+            BlockId::Number(
+                BlockNumberOrTag::Latest | BlockNumberOrTag::Safe | BlockNumberOrTag::Finalized,
+            ) => head,
+            BlockId::Number(BlockNumberOrTag::Earliest) => 0,
+            BlockId::Number(BlockNumberOrTag::Number(n)) if n > head => {
+                return Err(header_not_found());
+            }
+            BlockId::Number(BlockNumberOrTag::Number(n)) => n,
+            BlockId::Hash(hash) => self
+                .store
+                .block_number(hash.block_hash)
+                .map_err(internal)?
+                .ok_or_else(header_not_found)?,
         };
-        if ok {
-            Ok(())
-        } else {
-            Err(invalid_params(format!(
-                "state is kept for the head block ({}) only; ask for \"latest\"",
-                head.number()
-            )))
+        let floor = self.store.history_floor().map_err(internal)?;
+        if number < floor {
+            return Err(ErrorObjectOwned::owned(
+                PRUNED,
+                format!(
+                    "pruned history unavailable: the state of block {number} is pruned; \
+                     this node keeps state from block {floor} on"
+                ),
+                None::<()>,
+            ));
         }
+        let header = if number == head {
+            view.head.header.clone()
+        } else {
+            self.store
+                .block(number)
+                .map_err(internal)?
+                .ok_or_else(header_not_found)?
+                .header
+        };
+        Ok(self.context(StateAt::Block(number), CallBlock::of_header(&header)))
+    }
+
+    fn context(&self, state: StateAt, block: CallBlock) -> CallContext {
+        CallContext {
+            store: self.store.clone(),
+            chain_id: self.chain_id,
+            state,
+            block,
+        }
+    }
+
+    /// The state `block` names, to read from.
+    fn state(&self, block: Option<BlockId>) -> RpcResult<StoreDb> {
+        let context = self.call_context(block)?;
+        Ok(StoreDb::at(context.store, context.state))
     }
 }
 
 impl EthStateApiServer for EthHandler {
     fn balance(&self, address: Address, block: Option<BlockId>) -> RpcResult<U256> {
-        self.check_head_state(block)?;
-        Ok(self
-            .store
-            .account(address)
-            .map_err(internal)?
-            .map(|a| a.balance)
-            .unwrap_or_default())
+        let account = self.state(block)?.basic_ref(address).map_err(internal)?;
+        Ok(account.map(|a| a.balance).unwrap_or_default())
     }
 
     fn transaction_count(&self, address: Address, block: Option<BlockId>) -> RpcResult<U64> {
-        self.check_head_state(block)?;
-        Ok(U64::from(
-            self.store
-                .account(address)
-                .map_err(internal)?
-                .map(|a| a.nonce)
-                .unwrap_or_default(),
-        ))
+        let account = self.state(block)?.basic_ref(address).map_err(internal)?;
+        Ok(U64::from(account.map(|a| a.nonce).unwrap_or_default()))
     }
 
     fn code(&self, address: Address, block: Option<BlockId>) -> RpcResult<Bytes> {
-        self.check_head_state(block)?;
-        let Some(account) = self.store.account(address).map_err(internal)? else {
+        let state = self.state(block)?;
+        let Some(account) = state.basic_ref(address).map_err(internal)? else {
             return Ok(Bytes::new());
         };
-        Ok(self
-            .store
-            .code(account.code_hash)
-            .map_err(internal)?
-            .unwrap_or_default())
+        let code = state
+            .code_by_hash_ref(account.code_hash)
+            .map_err(internal)?;
+        Ok(code.original_bytes())
     }
 
     fn storage_at(&self, address: Address, slot: U256, block: Option<BlockId>) -> RpcResult<B256> {
-        self.check_head_state(block)?;
-        Ok(self
-            .store
-            .storage_slot(address, slot)
-            .map_err(internal)?
-            .into())
+        let value = self
+            .state(block)?
+            .storage_ref(address, slot)
+            .map_err(internal)?;
+        Ok(value.into())
+    }
+
+    fn proof(
+        &self,
+        address: Address,
+        keys: Vec<JsonStorageKey>,
+        block: Option<BlockId>,
+    ) -> RpcResult<EIP1186AccountProofResponse> {
+        if keys.len() > MAX_PROOF_KEYS {
+            return Err(invalid_params(format!(
+                "{} storage keys asked; at most {MAX_PROOF_KEYS} per call",
+                keys.len()
+            )));
+        }
+        let context = self.call_context(block)?;
+        let head = self.consensus.chain().borrow().head.clone();
+        let (number, state_root) = match context.state {
+            StateAt::Block(number) if number == head.number() => (number, head.header.state_root),
+            StateAt::Block(number) => {
+                let block = self
+                    .store
+                    .block(number)
+                    .map_err(internal)?
+                    .ok_or_else(header_not_found)?;
+                (number, block.header.state_root)
+            }
+            // The open block has no state root yet: its proofs are the head's.
+            StateAt::Pending(_) | StateAt::Head => (head.number(), head.header.state_root),
+        };
+        let slots: Vec<B256> = keys.iter().map(JsonStorageKey::as_b256).collect();
+        let proof = prove(
+            &self.store,
+            address,
+            &slots,
+            number,
+            state_root,
+            head.number(),
+        )
+        .map_err(internal)?;
+        let account = proof.account.unwrap_or(AccountRecord {
+            code_hash: KECCAK_EMPTY,
+            storage_root: EMPTY_ROOT_HASH,
+            ..Default::default()
+        });
+        Ok(EIP1186AccountProofResponse {
+            address,
+            balance: account.balance,
+            code_hash: account.code_hash,
+            nonce: account.nonce,
+            storage_hash: account.storage_root,
+            account_proof: proof.account_proof,
+            storage_proof: keys
+                .into_iter()
+                .zip(proof.storage)
+                .map(|(key, (_, value, proof))| EIP1186StorageProof { key, value, proof })
+                .collect(),
+        })
     }
 
     fn gas_price(&self) -> RpcResult<U256> {

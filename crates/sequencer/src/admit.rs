@@ -186,7 +186,7 @@ impl Producer<'_> {
         if self
             .speculative
             .as_ref()
-            .is_none_or(|b| b.txs().len() != view.open_txs)
+            .is_none_or(|b| b.txs().len() != view.open_txs())
         {
             self.speculative = Some(self.replay_open_block()?);
         }

@@ -70,7 +70,7 @@ impl<'a> Producer<'a> {
             now_ms: now_ms(),
             block_time_ms: self.seq.config.block_time.as_millis() as u64,
             head_start_ms: view.head_start_ms,
-            open_start_ms: view.open.as_ref().map(|o| o.timestamp_ms),
+            open_start_ms: view.open().map(|o| o.timestamp_ms),
             block_full: self.block_full,
         });
         match command {
@@ -135,12 +135,12 @@ impl<'a> Producer<'a> {
     /// applied (else from a replay of the stored open block); returns its number.
     async fn seal(&mut self, view: &ChainView) -> Result<u64, StopReason> {
         let builder = match self.speculative.take() {
-            Some(builder) if builder.txs().len() == view.open_txs => builder,
+            Some(builder) if builder.txs().len() == view.open_txs() => builder,
             _ => self.replay_open_block()?,
         };
         debug_assert_eq!(
             Some(builder.start()),
-            view.open.as_ref(),
+            view.open(),
             "invariant 2: the leader seals the block that is open"
         );
         let sealed = builder

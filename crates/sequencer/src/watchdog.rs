@@ -30,11 +30,7 @@ pub async fn watchdog(
         let term = leadership.current().term;
         let position = {
             let view = chain.borrow();
-            (
-                term,
-                view.head.number(),
-                view.open.as_ref().map(|o| o.number),
-            )
+            (term, view.head.number(), view.open().map(|o| o.number))
         };
         // Progress is a new block opened or sealed, or a new term (a new leader
         // gets its own full bound).

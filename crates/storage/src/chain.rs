@@ -20,12 +20,20 @@ const KEY_IDENTITY: &[u8] = b"identity";
 const KEY_SNAPSHOT: &[u8] = b"snapshot";
 
 /// Whose data dir this is: written on first start, checked on every start, so a
-/// node never runs on another member's or another chain's data.
+/// node never runs on another member's or another chain's data, nor on data an
+/// incompatible version of baton wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     pub node_id: u64,
-    pub genesis_hash: B256,
+    /// The genesis's fingerprint (see `ChainSpec::fingerprint`).
+    pub genesis: B256,
+    /// The layout of the data: [`DATA_FORMAT`] when written by this build.
+    pub format: u32,
 }
+
+/// The version of the data dir's layout. 2: state tries stored by path, state
+/// history, genesis identified by its fingerprint.
+pub const DATA_FORMAT: u32 = 2;
 
 /// A block as stored: header RLP (so the hash is reproducible byte for byte) and body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,9 +94,20 @@ impl ChainExport {
 
 impl Store {
     pub fn identity(&self) -> StorageResult<Option<Identity>> {
-        match self.db.get_cf(self.cf(CF_NODE_META), KEY_IDENTITY)? {
-            None => Ok(None),
-            Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
+        let Some(bytes) = self.db.get_cf(self.cf(CF_NODE_META), KEY_IDENTITY)? else {
+            return Ok(None);
+        };
+        match codec::decode(&bytes) {
+            Ok(identity) => Ok(Some(identity)),
+            // Format 1 recorded (node id, genesis hash) only.
+            Err(_) => {
+                let (node_id, genesis): (u64, B256) = codec::decode(&bytes)?;
+                Ok(Some(Identity {
+                    node_id,
+                    genesis,
+                    format: 1,
+                }))
+            }
         }
     }
 
@@ -174,6 +193,19 @@ impl Store {
             families.push((name.to_string(), rows));
         }
         Ok(ChainExport { families })
+    }
+
+    /// Deletes the whole chain (what a genesis interrupted before its head was
+    /// written left behind), leaving this node's own records.
+    pub fn clear_chain(&self) -> StorageResult<()> {
+        // Every chain key is shorter than this bound, so the range covers all.
+        let end = [0xffu8; 256];
+        let mut batch = WriteBatch::default();
+        for name in CHAIN_FAMILIES {
+            batch.delete_range_cf(self.cf(name), &[][..], &end[..]);
+        }
+        self.db.write(batch)?;
+        Ok(())
     }
 
     /// Starts a batch of chain writes; nothing is visible until [`ChainWrite::commit`].
@@ -304,7 +336,7 @@ mod tests {
     use baton_primitives::ChainSpec;
 
     fn genesis_block() -> SealedBlock {
-        SealedBlock::new(ChainSpec::dev().genesis_header, vec![])
+        SealedBlock::new(ChainSpec::dev().header, vec![])
     }
 
     #[test]
@@ -338,7 +370,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let identity = Identity {
             node_id: 3,
-            genesis_hash: B256::repeat_byte(9),
+            genesis: B256::repeat_byte(9),
+            format: DATA_FORMAT,
         };
         {
             let store = Store::open(dir.path()).expect("open");

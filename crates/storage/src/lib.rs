@@ -36,7 +36,7 @@ use std::{path::Path, sync::Arc};
 
 use rocksdb::{ColumnFamilyDescriptor, DB, DBCompressionType, Options};
 
-pub use chain::{ChainExport, ChainWrite, Identity};
+pub use chain::{ChainExport, ChainWrite, DATA_FORMAT, Identity};
 pub use error::{StorageError, StorageResult};
 pub use history::{BlockChanges, ChangedKeys};
 pub use receipts::StoredReceipt;

@@ -1,0 +1,202 @@
+//! `baton bench tps`: sustained transfer throughput and latency on a local cluster.
+//!
+//! Pre-signs transfers from many dev accounts, sends them at a fixed concurrency to
+//! every node in turn (followers forward to the leader), and records for each: the
+//! time to acknowledgement (committed) and to inclusion (its block seen on a node).
+//! It watches leader changes and the nodes' memory and CPU, says what bounded the
+//! run (full blocks, busy cores, or neither), and ends by checking that every
+//! acknowledged transaction is in exactly one block.
+
+mod report;
+mod sign;
+mod watch;
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use alloy_primitives::B256;
+use baton_node::config::NodeArgs;
+use clap::Args;
+use eyre::{WrapErr, bail};
+use jsonrpsee::{
+    core::client::ClientT,
+    http_client::{HttpClient, HttpClientBuilder},
+    rpc_params,
+};
+use parking_lot::Mutex;
+
+use crate::bench::{BenchCluster, start_cluster};
+
+#[derive(Debug, Args)]
+pub struct TpsArgs {
+    /// Sending accounts (each sends its transfers in nonce order).
+    #[arg(long, default_value_t = 256)]
+    pub accounts: u32,
+    /// Transfers per account.
+    #[arg(long, default_value_t = 40)]
+    pub per_account: u64,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 128)]
+    pub concurrency: usize,
+    /// Send each transfer to a new address (every transfer creates an account),
+    /// instead of all to one.
+    #[arg(long)]
+    pub fresh_recipients: bool,
+    /// Also report the throughput of the first and of the last this many
+    /// acknowledged transfers, and their ratio.
+    #[arg(long)]
+    pub window: Option<usize>,
+    #[command(flatten)]
+    pub cluster: BenchCluster,
+}
+
+/// When one transfer was sent and acknowledged.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sent {
+    pub at: Instant,
+    pub acked: Instant,
+}
+
+pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
+    if args.accounts == 0 || args.per_account == 0 || args.concurrency == 0 {
+        bail!("--accounts, --per-account and --concurrency must be above zero");
+    }
+    let mut extra = NodeArgs::default();
+    extra.data.dev_accounts = Some(args.accounts);
+    let (_temp, mut cluster) = start_cluster(&args.cluster, extra).await?;
+    cluster.wait_for_height(1, Duration::from_secs(60)).await?;
+
+    let signing = Instant::now();
+    let queues = sign::sign(args.accounts, args.per_account, args.fresh_recipients)?;
+    let total = u64::from(args.accounts) * args.per_account;
+    println!(
+        "signed {total} transfers from {} accounts in {:.1}s",
+        args.accounts,
+        signing.elapsed().as_secs_f64()
+    );
+
+    let clients: Vec<HttpClient> = cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            HttpClientBuilder::default()
+                .request_timeout(Duration::from_secs(30))
+                .build(&n.rpc_url)
+        })
+        .collect::<Result<_, _>>()?;
+    let observer = cluster.nodes[0].rpc_url.clone();
+    let start_head = crate::client::node_status(&observer, Duration::from_secs(2))
+        .await?
+        .head_number;
+    let pids: Vec<(u64, u32)> = cluster
+        .nodes
+        .iter()
+        .filter_map(|n| Some((n.id, n.pid()?)))
+        .collect();
+    let usage_before: Vec<watch::Usage> = pids.iter().map(|(_, pid)| watch::usage(*pid)).collect();
+    let disk_before: Vec<u64> = cluster
+        .nodes
+        .iter()
+        .map(|n| n.config_path.parent().map_or(0, watch::disk_bytes))
+        .collect();
+
+    let blocks = Arc::new(Mutex::new(watch::Blocks::default()));
+    let block_watcher = watch::blocks(clients[0].clone(), start_head + 1, blocks.clone());
+    let leaders = Arc::new(Mutex::new(Vec::new()));
+    let leader_watcher = watch::leaders(observer, leaders.clone());
+
+    // Workers take whole accounts off a shared queue, so one account's transfers go
+    // out in nonce order, each after the previous one is acknowledged.
+    let queues = Arc::new(Mutex::new(queues));
+    let sent: Arc<Mutex<HashMap<B256, Sent>>> = Arc::default();
+    let refused = Arc::new(Mutex::new(Vec::new()));
+    let began = Instant::now();
+    let workers: Vec<_> = (0..args.concurrency)
+        .map(|worker| {
+            let (queues, sent, refused) = (queues.clone(), sent.clone(), refused.clone());
+            let client = clients[worker % clients.len()].clone();
+            tokio::spawn(async move {
+                loop {
+                    // Taken in its own statement: the lock is not held while sending.
+                    let Some(account) = queues.lock().pop() else {
+                        return;
+                    };
+                    for (hash, raw) in account {
+                        let at = Instant::now();
+                        let answer: Result<B256, _> = client
+                            .request("eth_sendRawTransaction", rpc_params![raw])
+                            .await;
+                        match answer {
+                            Ok(acked_hash) if acked_hash == hash => {
+                                let acked = Instant::now();
+                                sent.lock().insert(hash, Sent { at, acked });
+                            }
+                            other => {
+                                refused.lock().push(format!("{hash}: {other:?}"));
+                                break;
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.wrap_err("worker")?;
+    }
+    let sending = began.elapsed();
+    let acked: HashMap<B256, Sent> = sent.lock().clone();
+    // Every acknowledged transfer must appear in a block.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline && !acked.keys().all(|h| blocks.lock().included.contains_key(h))
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    block_watcher.abort();
+    leader_watcher.abort();
+    let usage: Vec<(u64, watch::Usage, watch::Usage)> = pids
+        .iter()
+        .zip(usage_before)
+        .map(|((id, pid), before)| (*id, before, watch::usage(*pid)))
+        .collect();
+    let mut seals = Vec::new();
+    for node in &cluster.nodes {
+        if let Ok(page) = crate::client::metrics(&node.rpc_url, Duration::from_secs(2)).await {
+            let quantile = |q: &str| {
+                crate::client::metric(
+                    &page,
+                    &format!("baton_block_seal_seconds{{quantile=\"{q}\"}}"),
+                )
+            };
+            seals.push((node.id, quantile("0.5"), quantile("0.99")));
+        }
+    }
+    let disk: Vec<(u64, u64, u64)> = cluster
+        .nodes
+        .iter()
+        .zip(disk_before)
+        .filter_map(|(n, before)| Some((n.id, before, watch::disk_bytes(n.config_path.parent()?))))
+        .collect();
+
+    let outcome = report::Outcome {
+        total,
+        acked,
+        blocks: std::mem::take(&mut *blocks.lock()),
+        leaders: leaders.lock().clone(),
+        refused: refused.lock().clone(),
+        sending,
+        usage,
+        seals,
+        disk,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let ok = report::print(&args, &outcome);
+    cluster.stop_all(Duration::from_secs(5));
+    if !ok {
+        bail!("the run lost, duplicated or refused transfers (see above)");
+    }
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! What a throughput run prints: throughput, latencies, windows, leader changes,
+//! what bounded the run, the nodes' memory, CPU and disk, and the exactly-once check.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use alloy_primitives::B256;
+use baton_primitives::NodeId;
+
+use super::{Sent, TpsArgs, watch};
+use crate::bench::percentile;
+
+/// Everything a run recorded.
+pub(crate) struct Outcome {
+    pub total: u64,
+    pub acked: HashMap<B256, Sent>,
+    pub blocks: watch::Blocks,
+    pub leaders: Vec<(u64, Option<NodeId>)>,
+    pub refused: Vec<String>,
+    pub sending: Duration,
+    /// Per node: usage before and after the run.
+    pub usage: Vec<(NodeId, watch::Usage, watch::Usage)>,
+    /// Per node: the p50 and p99 time to seal and write a block, in seconds.
+    pub seals: Vec<(NodeId, Option<f64>, Option<f64>)>,
+    /// Per node: bytes in its data dir before and after the run.
+    pub disk: Vec<(NodeId, u64, u64)>,
+    pub cores: usize,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Prints the report; returns whether every acknowledged transfer is in exactly
+/// one block and none was refused.
+pub(crate) fn print(args: &TpsArgs, o: &Outcome) -> bool {
+    let mut acks: Vec<&Sent> = o.acked.values().collect();
+    acks.sort_by_key(|s| s.acked);
+    let span = match (acks.iter().map(|s| s.at).min(), acks.last()) {
+        (Some(first), Some(last)) => last.acked - first,
+        _ => o.sending,
+    };
+    let rate = |count: usize, over: Duration| count as f64 / over.as_secs_f64().max(1e-9);
+    println!(
+        "\n{} transfers acknowledged of {} in {:.2}s: {:.0} transfers/s sustained ({} nodes, concurrency {}, block time {} ms{})",
+        acks.len(),
+        o.total,
+        span.as_secs_f64(),
+        rate(acks.len(), span),
+        args.cluster.nodes,
+        args.concurrency,
+        args.cluster.block_time_ms,
+        if args.fresh_recipients {
+            ", each to a fresh address"
+        } else {
+            ""
+        },
+    );
+    let mut ack: Vec<Duration> = acks.iter().map(|s| s.acked - s.at).collect();
+    let mut inclusion: Vec<Duration> = o
+        .acked
+        .iter()
+        .filter_map(|(h, s)| {
+            o.blocks
+                .included
+                .get(h)
+                .map(|(_, seen)| seen.saturating_duration_since(s.at))
+        })
+        .collect();
+    ack.sort();
+    inclusion.sort();
+    for (name, samples) in [("ack", &ack), ("inclusion", &inclusion)] {
+        println!(
+            "{name:<9} latency: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            ms(percentile(samples, 50.0)),
+            ms(percentile(samples, 99.0)),
+            ms(percentile(samples, 100.0))
+        );
+    }
+    if let Some(window) = args.window.filter(|w| *w > 0 && acks.len() >= 2 * *w) {
+        let first_start = acks[..window]
+            .iter()
+            .map(|s| s.at)
+            .min()
+            .unwrap_or_else(Instant::now);
+        let first = rate(window, acks[window - 1].acked - first_start);
+        let tail = &acks[acks.len() - window..];
+        let last = rate(
+            window,
+            tail[window - 1].acked - acks[acks.len() - window - 1].acked,
+        );
+        println!(
+            "windows of {window}: first {first:.0}/s, last {last:.0}/s, last ÷ first = {:.2}",
+            last / first
+        );
+    }
+    println!(
+        "leaders during the run: {} change(s): {:?}",
+        o.leaders.len().saturating_sub(1),
+        o.leaders
+    );
+    print_bound(o, span);
+    for (id, before, after) in &o.usage {
+        println!(
+            "node {id}: RSS {:.0} MiB (peak {:.0} MiB), CPU {:.2} cores over the run",
+            after.rss_mib,
+            after.peak_rss_mib,
+            (after.cpu_seconds - before.cpu_seconds) / span.as_secs_f64().max(1e-9)
+        );
+    }
+    for (id, p50, p99) in &o.seals {
+        let show = |s: &Option<f64>| s.map_or("-".to_string(), |s| format!("{:.1} ms", s * 1000.0));
+        println!(
+            "node {id}: seal and write a block: p50 {}, p99 {}",
+            show(p50),
+            show(p99)
+        );
+    }
+    let blocks = o.blocks.fullness.len().max(1) as f64;
+    let transfers = o.acked.len().max(1) as f64;
+    for (id, before, after) in &o.disk {
+        let grew = after.saturating_sub(*before) as f64;
+        println!(
+            "node {id}: data dir {:.1} MiB, grew {:.1} MiB: {:.1} KiB per block, {:.0} bytes per transfer (Raft log and all history kept; before compaction)",
+            *after as f64 / (1 << 20) as f64,
+            grew / (1 << 20) as f64,
+            grew / 1024.0 / blocks,
+            grew / transfers
+        );
+    }
+    let missing = o
+        .acked
+        .keys()
+        .filter(|h| !o.blocks.included.contains_key(*h))
+        .count();
+    let duplicated = o.blocks.duplicates.len();
+    let unknown = o
+        .blocks
+        .included
+        .keys()
+        .filter(|h| !o.acked.contains_key(*h))
+        .count();
+    println!(
+        "exactly once: {missing} acknowledged but missing, {duplicated} included twice, {unknown} included but never acknowledged"
+    );
+    for line in o.refused.iter().take(5) {
+        println!("refused: {line}");
+    }
+    missing + duplicated + unknown == 0 && o.refused.is_empty()
+}
+
+/// Says what held the throughput down: blocks at their gas limit, cores busy, or
+/// neither (then the clients and the concurrency are the bound).
+fn print_bound(o: &Outcome, span: Duration) {
+    let busy: Vec<&(f64, usize)> = o
+        .blocks
+        .fullness
+        .iter()
+        .filter(|(_, txs)| *txs > 0)
+        .collect();
+    let full = busy.iter().filter(|(f, _)| *f >= 0.95).count();
+    let avg_txs = busy.iter().map(|(_, t)| *t).sum::<usize>() as f64 / busy.len().max(1) as f64;
+    let cpu: f64 = o
+        .usage
+        .iter()
+        .map(|(_, before, after)| after.cpu_seconds - before.cpu_seconds)
+        .sum::<f64>()
+        / span.as_secs_f64().max(1e-9);
+    println!(
+        "blocks with transactions: {}, {avg_txs:.0} transactions each on average, {full} at ≥ 95% of the gas limit",
+        busy.len()
+    );
+    let bound = if !busy.is_empty() && full * 2 >= busy.len() {
+        "the block gas limit (most blocks were full): not a capacity figure".to_string()
+    } else if cpu >= 0.85 * o.cores as f64 {
+        format!(
+            "CPU: the nodes used {cpu:.1} of {} cores (the load generator shares them)",
+            o.cores
+        )
+    } else {
+        format!(
+            "neither gas nor CPU (nodes used {cpu:.1} of {} cores): latency × concurrency bounds it",
+            o.cores
+        )
+    };
+    println!("bounded by: {bound}");
+}
