@@ -336,6 +336,23 @@ mod tests {
         );
     }
 
+    /// EIP-161: an account touched and left empty is not kept (every Ethereum
+    /// client computes the root without it).
+    #[test]
+    fn a_zero_value_transfer_to_a_fresh_address_creates_no_account() {
+        let (_dir, store, genesis, spec) = chain();
+        let to = Address::repeat_byte(0x55);
+        let (_, skipped) = block(
+            &store,
+            &spec,
+            &genesis,
+            1_000,
+            vec![transfer(0, 0, to, 0, spec.chain_id)],
+        );
+        assert!(skipped.is_empty(), "{skipped:?}");
+        assert_eq!(store.account(to).expect("read"), None);
+    }
+
     #[test]
     fn a_deployed_contract_runs_and_logs() {
         let (_dir, store, genesis, spec) = chain();

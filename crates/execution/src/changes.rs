@@ -54,6 +54,9 @@ pub(crate) fn state_changes(store: &Store, cache: &Cache) -> Result<StateChanges
         let before = store.account(*address).map_err(read)?;
         let after = match account.account_state {
             AccountState::NotExisting => None,
+            // EIP-161: an account touched and left empty (no nonce, balance or code)
+            // is deleted; revm leaves that to the database.
+            _ if account.info.is_empty() => None,
             _ => Some(account_after(
                 store,
                 *address,

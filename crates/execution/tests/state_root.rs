@@ -10,7 +10,7 @@ use alloy_eips::eip2718::Encodable2718;
 use alloy_network::TxSignerSync;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
 use alloy_signer_local::PrivateKeySigner;
-use alloy_trie::{HashBuilder, Nibbles, TrieAccount, proof::verify_proof};
+use alloy_trie::{HashBuilder, KECCAK_EMPTY, Nibbles, TrieAccount, proof::verify_proof};
 use baton_execution::{
     BlockBuilder, BlockStep, apply_entry, next_base_fee, write_genesis, write_sealed,
 };
@@ -323,6 +323,10 @@ fn check_state(store: &Store, head: &SealedBlock, addresses: &[Address], at: &st
     let mut state = State::new();
     for address in store.first_accounts(usize::MAX).expect("accounts") {
         let record = store.account(address).expect("read").expect("listed");
+        assert!(
+            record.nonce != 0 || !record.balance.is_zero() || record.code_hash != KECCAK_EMPTY,
+            "{at}: EIP-161: no empty account is kept ({address})"
+        );
         let slots: BTreeMap<U256, U256> = store
             .storage_slots(address)
             .expect("slots")
@@ -398,9 +402,7 @@ impl Node {
     fn start(dir: tempfile::TempDir, spec: ChainSpec) -> Self {
         let store = Store::open(dir.path()).expect("open");
         if store.head().expect("read").is_none() {
-            let mut write = store.chain_write();
-            write_genesis(&store, &mut write, &spec).expect("genesis");
-            write.commit().expect("commit");
+            write_genesis(&store, &spec).expect("genesis");
         }
         let (number, hash) = store.head().expect("read").expect("head");
         let head = store.block(number).expect("read").expect("head block");
