@@ -8,11 +8,14 @@ use std::{
     time::{Duration, Instant},
 };
 
+use alloy_primitives::Address;
+use alloy_signer_local::PrivateKeySigner;
 use baton_devtools::{
     client,
     cluster::{Cluster, ClusterSpec, check_identical_chains, log_tail},
 };
 use baton_node::config::NodeArgs;
+use baton_primitives::dev_accounts;
 
 const BIN: &str = env!("CARGO_BIN_EXE_baton");
 const LONG: Duration = Duration::from_secs(30);
@@ -107,6 +110,148 @@ async fn a_node_whose_critical_task_dies_exits_non_zero() {
     cluster.stop_all(Duration::from_secs(5));
 }
 
+/// Execute once (DESIGN §6) and invariant 4: the leader applies its own batches
+/// and seals from its admission's results instead of executing them again, the
+/// followers execute every entry, and every node holds the same chain — so the
+/// reused results are exactly what execution gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_executes_once_and_followers_agree_at_every_height() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cluster = Cluster::create(&spec(dir.path())).expect("cluster");
+    cluster.start_all().expect("start");
+    let leader = cluster.wait_for_leader(LONG).await.expect("leader");
+    let url = cluster.node(leader).expect("node").rpc_url.clone();
+
+    let sender = dev_accounts(1).remove(0);
+    let signer = PrivateKeySigner::from_bytes(&sender.private_key).expect("key");
+    for nonce in 0..40 {
+        let (hash, raw) =
+            client::signed_transfer(&signer, nonce, Address::repeat_byte(0x51)).expect("sign");
+        let answer = client::send_raw_transaction(&url, &raw, LONG)
+            .await
+            .expect("acknowledged");
+        assert_eq!(answer, hash);
+    }
+    let head = cluster
+        .heads()
+        .await
+        .into_iter()
+        .map(|(_, h)| h)
+        .max()
+        .expect("heads");
+    cluster
+        .wait_for_height(head + 2, LONG)
+        .await
+        .expect("sealed");
+    let verified = check_identical_chains(&cluster).await.expect("no fork");
+    assert!(verified > head);
+
+    for id in 1..=3 {
+        let node_url = &cluster.node(id).expect("node").rpc_url;
+        let page = client::metrics(node_url, LONG).await.expect("metrics");
+        let count = |entry: &str, how: &str| {
+            client::metric(
+                &page,
+                &format!("baton_apply_entries_total{{entry=\"{entry}\",how=\"{how}\"}}"),
+            )
+            .unwrap_or(0.0)
+        };
+        if id == leader {
+            assert!(
+                count("batch", "reused") > 0.0,
+                "the leader reuses its batches: {page}"
+            );
+            assert!(
+                count("seal", "reused") > 0.0,
+                "the leader reuses its seals: {page}"
+            );
+            assert_eq!(
+                count("batch", "executed"),
+                0.0,
+                "the leader executed a batch twice"
+            );
+        } else {
+            assert_eq!(count("batch", "reused") + count("seal", "reused"), 0.0);
+            assert!(
+                count("batch", "executed") > 0.0,
+                "follower {id} executes: {page}"
+            );
+            assert!(
+                count("seal", "executed") > 0.0,
+                "follower {id} seals: {page}"
+            );
+        }
+    }
+    cluster.stop_all(Duration::from_secs(5));
+}
+
+/// DESIGN invariant 6 under a slow fault: a leader whose clock runs 60 s ahead
+/// stamps its blocks in everyone's future. When it dies, its successor keeps one
+/// block per block time by its own clock — it neither waits a minute for those
+/// stamps nor steps down for the wait — and every node applies the chain (a block
+/// stamped before its parent would halt them), identical everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_successor_does_not_wait_for_a_leader_whose_clock_ran_ahead() {
+    const TOKEN: &str = "process-test-admin-token-0123";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("admin.token");
+    std::fs::write(&token_file, TOKEN).expect("token file");
+    let mut spec = spec(dir.path());
+    spec.extra.rpc.admin_token_file = Some(token_file);
+    let mut cluster = Cluster::create(&spec).expect("cluster");
+    let fast = 1;
+    let config = cluster.node(fast).expect("node").config_path.clone();
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, format!("fault_clock_offset_ms = 60000\n{text}")).expect("config");
+    cluster.start_all().expect("start");
+
+    let leader = cluster.wait_for_leader(LONG).await.expect("leader");
+    if leader != fast {
+        let url = cluster.node(leader).expect("node").rpc_url.clone();
+        client::transfer_leader(&url, TOKEN, fast, LONG)
+            .await
+            .expect("transfer");
+    }
+    let deadline = Instant::now() + LONG;
+    while cluster.wait_for_leader(LONG).await.expect("leader") != fast {
+        assert!(
+            Instant::now() < deadline,
+            "leadership did not move to node {fast}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let head = cluster
+        .heads()
+        .await
+        .into_iter()
+        .map(|(_, h)| h)
+        .max()
+        .expect("heads");
+    cluster
+        .wait_for_height(head + 3, LONG)
+        .await
+        .expect("blocks stamped a minute ahead");
+
+    cluster.kill(fast).expect("kill");
+    let successor = cluster.wait_for_leader(LONG).await.expect("new leader");
+    let head = check_identical_chains(&cluster)
+        .await
+        .expect("survivors agree");
+    // A successor that waited for the stamps would need a minute; the block time
+    // is 0.5 s, so 20 s is ample for six blocks.
+    cluster
+        .wait_for_height(head + 6, Duration::from_secs(20))
+        .await
+        .expect("the successor keeps producing by its own clock");
+    assert_eq!(
+        cluster.wait_for_leader(LONG).await.expect("leader"),
+        successor,
+        "the successor did not step down"
+    );
+    check_identical_chains(&cluster).await.expect("no fork");
+    cluster.stop_all(Duration::from_secs(5));
+}
+
 /// Runs `baton node` with `args` and returns (exit code, stderr).
 fn run_node(args: &[&str]) -> (Option<i32>, String) {
     let out = Command::new(BIN)
@@ -176,7 +321,7 @@ fn bad_configurations_exit_with_one_clear_message() {
     );
 
     // A corrupt database.
-    let db = dir.path().join("node1/db");
+    let db = dir.path().join("node1/db/raft");
     std::fs::create_dir_all(&db).expect("mkdir");
     std::fs::write(db.join("CURRENT"), "garbage\n").expect("write");
     assert_clear_failure(run_node(&["--config", &config]), "cannot open database");
@@ -192,9 +337,10 @@ fn a_data_dir_of_another_chain_is_refused() {
         .expect("utf-8 path")
         .to_string();
 
-    // Write node 1's identity for the dev chain by opening its store once.
+    // Write node 1's identity for another chain by opening its Raft store once.
     {
-        let store = baton_storage::Store::open(&dir.path().join("node1/db")).expect("open");
+        let store =
+            baton_storage::RaftStore::open(&dir.path().join("node1/db/raft")).expect("open");
         store
             .set_identity(&baton_storage::Identity {
                 node_id: 1,

@@ -80,38 +80,58 @@ impl LeaderTerm {
 }
 
 /// A proposed entry, queued on the log behind every earlier proposal of its term.
+/// Both waits are cancel-safe: one dropped half-way can be started again. Once
+/// either has failed, the entry's fate is told once; later waits say it is gone.
 #[derive(Debug)]
 pub struct Proposal {
+    /// Resolves when a quorum holds the entry; `None` once it has resolved.
     committed: Option<openraft::type_config::alias::OneshotReceiverOf<C, LogId>>,
-    applied: openraft::type_config::alias::OneshotReceiverOf<C, ClientWriteResult<C>>,
+    /// Resolves when this node has applied the entry; `None` once it has resolved.
+    applied: Option<openraft::type_config::alias::OneshotReceiverOf<C, ClientWriteResult<C>>>,
+    /// The entry's log index, once committed.
+    index: Option<u64>,
+    /// Whether this node has applied it.
+    is_applied: bool,
 }
 
 impl Proposal {
     /// Waits until a quorum holds the entry; returns its log index.
     pub async fn committed(&mut self) -> Result<u64, ConsensusError> {
-        let Some(committed) = self.committed.take() else {
-            return Err(ConsensusError::Stopped("commit already awaited".into()));
-        };
-        match committed.await {
-            Ok(log_id) => Ok(log_id.index()),
-            // Never committed here: the apply side says why.
-            Err(_) => Err(self.why_not().await),
+        if let Some(index) = self.index {
+            return Ok(index);
         }
+        if let Some(committed) = self.committed.as_mut() {
+            let outcome = committed.await;
+            self.committed = None;
+            if let Ok(log_id) = outcome {
+                self.index = Some(log_id.index());
+                return Ok(log_id.index());
+            }
+        }
+        // Never committed here: the apply side says why.
+        self.applied().await
     }
 
     /// Waits until this node has applied the entry; returns its log index.
-    pub async fn applied(self) -> Result<u64, ConsensusError> {
-        match self.applied.await {
-            Ok(Ok(response)) => Ok(response.log_id.index()),
+    pub async fn applied(&mut self) -> Result<u64, ConsensusError> {
+        if self.is_applied
+            && let Some(index) = self.index
+        {
+            return Ok(index);
+        }
+        let Some(applied) = self.applied.as_mut() else {
+            return Err(ConsensusError::Stopped("the write was dropped".into()));
+        };
+        let outcome = applied.await;
+        self.applied = None;
+        match outcome {
+            Ok(Ok(response)) => {
+                self.index = Some(response.log_id.index());
+                self.is_applied = true;
+                Ok(response.log_id.index())
+            }
             Ok(Err(e)) => Err(ConsensusError::write(e)),
             Err(_) => Err(ConsensusError::Stopped("the write was dropped".into())),
-        }
-    }
-
-    async fn why_not(&mut self) -> ConsensusError {
-        match (&mut self.applied).await {
-            Ok(Err(e)) => ConsensusError::write(e),
-            _ => ConsensusError::Stopped("the write was dropped".into()),
         }
     }
 }
@@ -172,7 +192,9 @@ impl Consensus {
             .map_err(ConsensusError::fatal)?;
         Ok(Proposal {
             committed: Some(committed),
-            applied,
+            applied: Some(applied),
+            index: None,
+            is_applied: false,
         })
     }
 

@@ -17,29 +17,37 @@
 //! [`ChainView`] is what the applied chain looks like; [`ConsensusError`] says why
 //! a request failed.
 
+mod applier;
 mod error;
+mod executed;
 mod leadership;
 mod log_store;
 mod membership;
 mod network;
 mod readiness;
+mod runtime;
+mod snapshot;
 mod state_machine;
 mod status;
+mod transfer;
 mod types;
 
 use std::{collections::BTreeMap, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use baton_p2p::{InboundRequest, Network};
 use baton_primitives::{ChainSpec, Member, NodeId};
-use baton_storage::Store;
-use openraft::{Config, ServerState, SnapshotPolicy, type_config::async_runtime::WatchReceiver};
+use baton_storage::{RaftStore, Store};
+use openraft::{Config, ServerState, type_config::async_runtime::WatchReceiver};
 use tokio::sync::{mpsc, watch};
 
+pub use applier::ChainView;
 pub use error::ConsensusError;
+pub use executed::{BatchKey, Executed};
 pub use leadership::{LeaderTerm, Leadership, LeadershipWatch, Proposal};
 pub use log_store::LogStore;
 pub use readiness::{CATCH_UP_LAG, ChangeReason, LeaderChange, Readiness};
-pub use state_machine::{ChainView, StateMachine};
+pub use runtime::RaftRuntime;
+pub use state_machine::StateMachine;
 pub use status::{MemberInfo, NodeStatus, Role, Suffrage};
 pub use types::TypeConfig;
 
@@ -50,15 +58,15 @@ type Raft = openraft::Raft<TypeConfig, StateMachine>;
 /// one ends, this node can no longer take part in the cluster.
 pub type Task = (&'static str, Pin<Box<dyn Future<Output = ()> + Send>>);
 
-/// Raft timings and log retention for one node.
+/// Raft timings, snapshots and log retention for one node.
 #[derive(Debug, Clone)]
 pub struct ConsensusConfig {
     pub node_id: NodeId,
     pub heartbeat: Duration,
     pub election_timeout_min: Duration,
     pub election_timeout_max: Duration,
-    /// Build a snapshot after this many applied entries (and purge the log behind it).
-    pub snapshot_every: u64,
+    /// When to snapshot (and purge the log behind it).
+    pub snapshots: SnapshotPolicy,
     /// Never stand for election (invariant 5).
     pub standby_only: bool,
     /// The chain's block time: a head older than three of them is unhealthy.
@@ -78,10 +86,12 @@ impl ConsensusConfig {
             // A candidate first asks whether it could win, so a node that was cut off
             // cannot bump the term and depose a healthy leader when it returns.
             enable_pre_vote: Some(true),
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            // Snapshots are triggered by our own policy (by log size and age, with a
+            // per-node offset), not by openraft's fixed entry count.
+            snapshot_policy: openraft::SnapshotPolicy::Never,
             // Keep some log behind the snapshot so a briefly lagging follower catches
             // up by replication rather than by a whole snapshot.
-            max_in_snapshot_log_to_keep: self.snapshot_every.min(1_000),
+            max_in_snapshot_log_to_keep: self.snapshots.keep_entries,
             install_snapshot_timeout: 10_000,
             ..Default::default()
         };
@@ -90,6 +100,30 @@ impl ConsensusConfig {
             .map(Arc::new)
             .map_err(|e| ConsensusError::Config(e.to_string()))
     }
+}
+
+/// When a node snapshots: once this many bytes of log were appended since the
+/// last snapshot (each node offsets the threshold by up to a quarter, so members
+/// do not all snapshot at once), or when the last is this old and the log grew.
+#[derive(Debug, Clone)]
+pub struct SnapshotPolicy {
+    pub log_bytes: u64,
+    pub max_age: Duration,
+    /// Log entries kept behind a snapshot, for members only briefly behind.
+    pub keep_entries: u64,
+    /// Largest chunk a snapshot is sent in.
+    pub chunk_bytes: usize,
+}
+
+/// Where a node keeps what consensus writes.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    /// The chain (what the state machine applies to).
+    pub chain: Store,
+    /// The Raft log and this node's records.
+    pub raft: RaftStore,
+    /// Where snapshots are built and received.
+    pub snapshots: std::path::PathBuf,
 }
 
 /// One node's membership in the Raft group: what baton means by consensus, with
@@ -101,54 +135,74 @@ pub struct Consensus {
     chain: watch::Receiver<ChainView>,
     readiness: Arc<readiness::ReadinessState>,
     block_time: Duration,
+    /// Keeps the Raft runtime alive as long as a handle exists.
+    _runtime: Arc<RaftRuntime>,
 }
 
 impl Consensus {
-    /// Opens the state machine on `store` and starts Raft. The returned tasks answer
-    /// members' RPCs arriving on `inbound`, keep the readiness gate, and end when
-    /// Raft stops; the caller runs them as critical tasks.
+    /// Opens the state machine on `storage.chain` and starts Raft on `runtime`.
+    /// The returned tasks answer members' RPCs arriving on `inbound`, keep the
+    /// readiness gate and the snapshot policy, and end when Raft stops; the caller
+    /// runs them as critical tasks. `executed` is where this node's sequencer
+    /// leaves what it executed, for the state machine to reuse.
     pub async fn start(
         config: &ConsensusConfig,
         spec: &ChainSpec,
-        store: Store,
+        storage: Storage,
+        runtime: Arc<RaftRuntime>,
         network: Network,
         inbound: mpsc::Receiver<InboundRequest>,
+        executed: Executed,
     ) -> Result<(Self, Vec<Task>), ConsensusError> {
         let raft_config = config.raft_config()?;
         let (state_machine, chain) =
-            StateMachine::open(store.clone(), spec, config.state_history_blocks)
+            StateMachine::open(&storage, spec, config.state_history_blocks, executed)
                 .map_err(ConsensusError::StateMachine)?;
+        let snapshots = state_machine.snapshots().clone();
         // Invariant 5: a node whose storage or executor cannot reproduce its own
         // head runs as a follower only.
-        let self_check = baton_execution::self_check(&store, spec.chain_id);
+        let self_check = baton_execution::self_check(&storage.chain, spec.chain_id);
         if let Err(why) = &self_check {
             tracing::error!(%why, "self-check failed: this node will not lead");
         }
         let readiness =
             readiness::ReadinessState::new(config.node_id, config.standby_only, self_check);
-        let raft = Raft::new(
-            config.node_id,
-            raft_config,
-            network::NetworkFactory::new(network, readiness.clone()),
-            LogStore::new(store),
-            state_machine,
-        )
-        .await
-        .map_err(ConsensusError::fatal)?;
+        let log = LogStore::new(storage.raft);
+        let appended = log.appended();
+        let factory =
+            network::NetworkFactory::new(network, readiness.clone(), config.snapshots.chunk_bytes);
+        let node_id = config.node_id;
+        let raft = runtime
+            .run(async move { Raft::new(node_id, raft_config, factory, log, state_machine).await })
+            .await
+            .map_err(ConsensusError::fatal)?;
         let consensus = Self {
             node_id: config.node_id,
             raft: raft.clone(),
             chain,
             readiness: readiness.clone(),
             block_time: config.block_time,
+            _runtime: runtime.clone(),
         };
+        let receiver = Arc::new(transfer::Receiver::new(snapshots));
+        let policy = snapshot_policy(
+            raft.clone(),
+            storage.chain,
+            appended,
+            config.snapshots.clone(),
+            config.node_id,
+        );
         let tasks: Vec<Task> = vec![
             (
                 "raft-rpc",
-                Box::pin(network::serve(raft.clone(), readiness, inbound)),
+                runtime.task(network::serve(raft.clone(), readiness, receiver, inbound)),
             ),
-            ("readiness", Box::pin(readiness::watch(consensus.clone()))),
-            ("raft", Box::pin(until_stopped(raft))),
+            (
+                "readiness",
+                runtime.task(readiness::watch(consensus.clone())),
+            ),
+            ("snapshots", runtime.task(policy)),
+            ("raft", runtime.task(until_stopped(raft))),
         ];
         Ok((consensus, tasks))
     }
@@ -191,6 +245,43 @@ impl Consensus {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
+    }
+}
+
+/// Snapshots this node when its log grew by `policy.log_bytes` (offset per node)
+/// since the last one, or when that is older than `policy.max_age` and the log grew.
+/// The chain's memtables are flushed first, off the apply path, so the checkpoint
+/// the state machine then takes between two applies has almost nothing to write.
+async fn snapshot_policy(
+    raft: Raft,
+    chain: Store,
+    appended: Arc<std::sync::atomic::AtomicU64>,
+    policy: SnapshotPolicy,
+    node_id: NodeId,
+) {
+    use std::sync::atomic::Ordering;
+    // Up to a quarter more per node, spread by id: members do not snapshot at once.
+    let offset = (node_id.wrapping_mul(0x9e37_79b9_7f4a_7c15) % 1_000) as f64 / 4_000.0;
+    let threshold = (policy.log_bytes as f64 * (1.0 + offset)) as u64;
+    let mut since = appended.load(Ordering::Relaxed);
+    let mut last = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let grown = appended.load(Ordering::Relaxed).saturating_sub(since);
+        if grown < threshold && (grown == 0 || last.elapsed() < policy.max_age) {
+            continue;
+        }
+        let flush = chain.clone();
+        match tokio::task::spawn_blocking(move || flush.flush()).await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot flush the chain before a snapshot"),
+            Err(e) => tracing::warn!(error = %e, "the flush before a snapshot stopped"),
+            Ok(Ok(())) => {}
+        }
+        if raft.trigger().snapshot().await.is_err() {
+            return;
+        }
+        since = appended.load(Ordering::Relaxed);
+        last = tokio::time::Instant::now();
     }
 }
 

@@ -9,10 +9,18 @@
 //! - **Versioned records**: every entry is stored as one format byte followed by
 //!   its encoding; an unknown format is an error, never a guess.
 
-use std::{fmt::Debug, io, ops::Bound, ops::RangeBounds};
+use std::{
+    fmt::Debug,
+    io,
+    ops::{Bound, RangeBounds},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use baton_primitives::{codec, entry::ENTRY_FORMAT_VERSION};
-use baton_storage::Store;
+use baton_storage::RaftStore;
 use openraft::{
     LogState, OptionalSend, RaftLogReader,
     entry::RaftEntry,
@@ -24,15 +32,26 @@ use crate::types::{Entry, LogId, TypeConfig, Vote};
 const META_VOTE: &str = "vote";
 const META_LAST_PURGED: &str = "last_purged";
 
-/// openraft's view of the log, backed by the node's [`Store`].
+/// openraft's view of the log, backed by the node's [`RaftStore`].
 #[derive(Debug, Clone)]
 pub struct LogStore {
-    store: Store,
+    store: RaftStore,
+    /// Bytes appended since this node started: the snapshot policy's measure of
+    /// how much log a snapshot would let it drop.
+    appended: Arc<AtomicU64>,
 }
 
 impl LogStore {
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    pub fn new(store: RaftStore) -> Self {
+        Self {
+            store,
+            appended: Arc::default(),
+        }
+    }
+
+    /// The count of bytes appended, shared with whoever watches the log's growth.
+    pub(crate) fn appended(&self) -> Arc<AtomicU64> {
+        self.appended.clone()
     }
 
     fn decode_entry(index: u64, bytes: &[u8]) -> io::Result<Entry> {
@@ -67,7 +86,7 @@ impl LogStore {
     /// Runs a blocking (fsyncing) write off the async workers.
     async fn blocking<T: Send + 'static>(
         &self,
-        write: impl FnOnce(Store) -> baton_storage::StorageResult<T> + Send + 'static,
+        write: impl FnOnce(RaftStore) -> baton_storage::StorageResult<T> + Send + 'static,
     ) -> io::Result<T> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || write(store))
@@ -154,6 +173,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             rows.windows(2).all(|w| w[1].0 == w[0].0 + 1),
             "appended entries must be contiguous"
         );
+        let bytes: usize = rows.iter().map(|(_, row)| row.len()).sum();
+        self.appended.fetch_add(bytes as u64, Ordering::Relaxed);
         self.blocking(move |store| store.log_append(rows)).await?;
         // Only now is the batch on disk: tell openraft, which may then count this
         // node towards a quorum. A failed write is returned instead, and is fatal.

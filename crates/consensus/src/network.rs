@@ -11,6 +11,7 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
+use alloy_primitives::B256;
 use baton_p2p::{InboundRequest, Network, PeerId};
 use baton_primitives::{Member, NodeId, codec};
 use openraft::{
@@ -28,6 +29,8 @@ use tokio::sync::mpsc;
 use crate::{
     Raft,
     readiness::{ChangeReason, ReadinessState},
+    snapshot::Manifest,
+    transfer::{Chunk, Receiver},
     types::{Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote},
 };
 
@@ -39,10 +42,18 @@ enum RaftRequest {
     Append(AppendEntriesRequest<C>),
     Vote(VoteRequest<C>),
     PreVote(VoteRequest<C>),
-    Snapshot {
+    /// A snapshot is coming (see `transfer`): what it holds.
+    SnapshotOffer {
         vote: Vote,
         meta: SnapshotMeta,
-        data: Vec<u8>,
+        manifest: Manifest,
+    },
+    SnapshotChunk(Chunk),
+    /// Every chunk was sent: verify and install snapshot `id`.
+    SnapshotDone {
+        vote: Vote,
+        meta: SnapshotMeta,
+        id: B256,
     },
     /// A hand-over, with why the leader makes it (recorded by the new leader).
     TransferLeader(TransferLeaderRequest<C>, Option<ChangeReason>),
@@ -54,6 +65,9 @@ enum RaftResponse {
     Append(Result<AppendEntriesResponse<C>, RaftError<C>>),
     Vote(Result<VoteResponse<C>, RaftError<C>>),
     Snapshot(Result<SnapshotResponse<C>, RaftError<C>>),
+    /// Bytes of each snapshot file the receiver holds already.
+    SnapshotHave(Vec<u64>),
+    SnapshotAck,
     TransferLeader(Result<TransferLeaderResponse<C>, RaftError<C>>),
     /// The request could not be decoded.
     Refused(String),
@@ -64,11 +78,21 @@ enum RaftResponse {
 pub(crate) struct NetworkFactory {
     network: Network,
     readiness: Arc<ReadinessState>,
+    /// Largest snapshot chunk, in bytes.
+    chunk_bytes: usize,
 }
 
 impl NetworkFactory {
-    pub(crate) fn new(network: Network, readiness: Arc<ReadinessState>) -> Self {
-        Self { network, readiness }
+    pub(crate) fn new(
+        network: Network,
+        readiness: Arc<ReadinessState>,
+        chunk_bytes: usize,
+    ) -> Self {
+        Self {
+            network,
+            readiness,
+            chunk_bytes,
+        }
     }
 }
 
@@ -79,6 +103,7 @@ impl RaftNetworkFactory<C> for NetworkFactory {
         PeerClient {
             network: self.network.clone(),
             readiness: self.readiness.clone(),
+            chunk_bytes: self.chunk_bytes,
             target,
             peer: node
                 .peer_id
@@ -93,6 +118,7 @@ impl RaftNetworkFactory<C> for NetworkFactory {
 pub(crate) struct PeerClient {
     network: Network,
     readiness: Arc<ReadinessState>,
+    chunk_bytes: usize,
     target: NodeId,
     peer: Result<PeerId, String>,
 }
@@ -127,6 +153,72 @@ impl PeerClient {
         }
     }
 }
+
+impl PeerClient {
+    /// Offers the snapshot, sends what the member lacks chunk by chunk, then asks it
+    /// to install. A local read failure is a network error (openraft retries, with
+    /// the newest snapshot), never a storage error (which would be fatal here).
+    async fn send_snapshot(
+        &self,
+        vote: Vote,
+        snapshot: Snapshot,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<C>, StreamingError<C>> {
+        let Snapshot { meta, snapshot } = snapshot;
+        let manifest = snapshot.manifest.clone();
+        let id = manifest.id(&meta);
+        let offer = RaftRequest::SnapshotOffer {
+            vote,
+            meta: meta.clone(),
+            manifest: (*manifest).clone(),
+        };
+        let held = match self.call(offer, CHUNK_TTL).await? {
+            RaftResponse::SnapshotHave(held) => held,
+            RaftResponse::Snapshot(result) => return Ok(remote(result)?),
+            other => return Err(unexpected(other).into()),
+        };
+        let local = |e: std::io::Error| {
+            StreamingError::Network(NetworkError::from_string(format!(
+                "reading snapshot {id}: {e}"
+            )))
+        };
+        let mut sent = 0u64;
+        for (index, file) in manifest.files.iter().enumerate() {
+            let mut offset = held.get(index).copied().unwrap_or(0).min(file.len);
+            let path = snapshot.dir.join(&file.name);
+            let source = std::fs::File::open(&path).map_err(local)?;
+            while offset < file.len {
+                let len = (file.len - offset).min(self.chunk_bytes as u64) as usize;
+                let mut data = vec![0u8; len];
+                std::os::unix::fs::FileExt::read_exact_at(&source, &mut data, offset)
+                    .map_err(local)?;
+                let chunk = Chunk::new(id, index as u32, offset, data);
+                match self
+                    .call(RaftRequest::SnapshotChunk(chunk), CHUNK_TTL)
+                    .await?
+                {
+                    RaftResponse::SnapshotAck => {}
+                    other => return Err(unexpected(other).into()),
+                }
+                offset += len as u64;
+                sent += len as u64;
+            }
+        }
+        metrics::counter!("baton_snapshot_sent_bytes_total").increment(sent);
+        tracing::info!(target = self.target, %id, sent, total = manifest.bytes(), "sent a snapshot");
+        // Installing a large chain takes a while: give it more than one chunk's time.
+        let done = RaftRequest::SnapshotDone { vote, meta, id };
+        match self.call(done, option.hard_ttl().max(INSTALL_TTL)).await? {
+            RaftResponse::Snapshot(result) => Ok(remote(result)?),
+            other => Err(unexpected(other).into()),
+        }
+    }
+}
+
+/// How long one snapshot message (offer or chunk) may take.
+const CHUNK_TTL: Duration = Duration::from_secs(10);
+/// How long a member may take to verify and install a whole snapshot.
+const INSTALL_TTL: Duration = Duration::from_secs(300);
 
 fn unexpected(response: RaftResponse) -> RPCError<C> {
     RPCError::Network(NetworkError::from_string(format!(
@@ -187,17 +279,9 @@ impl RaftNetworkV2<C> for PeerClient {
         cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<C>, StreamingError<C>> {
-        let request = RaftRequest::Snapshot {
-            vote,
-            meta: snapshot.meta,
-            data: snapshot.snapshot.into_inner(),
-        };
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
-            response = self.call(request, option.hard_ttl()) => match response? {
-                RaftResponse::Snapshot(result) => Ok(remote(result)?),
-                other => Err(unexpected(other).into()),
-            },
+            response = self.send_snapshot(vote, snapshot, option) => response,
         }
     }
 
@@ -221,15 +305,19 @@ impl RaftNetworkV2<C> for PeerClient {
 pub(crate) async fn serve(
     raft: Raft,
     readiness: Arc<ReadinessState>,
+    snapshots: Arc<Receiver>,
     mut inbound: mpsc::Receiver<InboundRequest>,
 ) {
+    let appends = Arc::new(AppendClock::default());
     while let Some(request) = inbound.recv().await {
         let raft = raft.clone();
         let readiness = readiness.clone();
+        let snapshots = snapshots.clone();
+        let appends = appends.clone();
         // Each request on its own task: a slow snapshot install must not hold up
         // heartbeats, and votes must not wait behind appends.
         tokio::spawn(async move {
-            let response = handle(&raft, &readiness, &request.payload).await;
+            let response = handle(&raft, &readiness, &snapshots, &appends, &request.payload).await;
             match codec::encode(&response) {
                 Ok(bytes) => request.respond(bytes),
                 Err(e) => tracing::warn!(error = %e, "cannot encode a Raft response"),
@@ -238,7 +326,30 @@ pub(crate) async fn serve(
     }
 }
 
-async fn handle(raft: &Raft, readiness: &ReadinessState, payload: &[u8]) -> RaftResponse {
+/// When this node last heard an append (or heartbeat) from a leader. The gaps
+/// between them show whether the leader's heartbeats ever wait behind its work
+/// (DESIGN §6: nothing heavy on the consensus runtime).
+#[derive(Debug, Default)]
+struct AppendClock {
+    last: parking_lot::Mutex<Option<std::time::Instant>>,
+}
+
+impl AppendClock {
+    fn arrived(&self) {
+        let now = std::time::Instant::now();
+        if let Some(last) = self.last.lock().replace(now) {
+            metrics::histogram!("baton_raft_append_gap_seconds").record(now - last);
+        }
+    }
+}
+
+async fn handle(
+    raft: &Raft,
+    readiness: &ReadinessState,
+    snapshots: &Arc<Receiver>,
+    appends: &AppendClock,
+    payload: &[u8],
+) -> RaftResponse {
     let request: RaftRequest = match codec::decode(payload) {
         Ok(request) => request,
         Err(e) => {
@@ -247,19 +358,48 @@ async fn handle(raft: &Raft, readiness: &ReadinessState, payload: &[u8]) -> Raft
         }
     };
     match request {
-        RaftRequest::Append(rpc) => RaftResponse::Append(raft.append_entries(rpc).await),
+        RaftRequest::Append(rpc) => {
+            appends.arrived();
+            let handling = std::time::Instant::now();
+            let response = raft.append_entries(rpc).await;
+            metrics::histogram!("baton_raft_append_seconds").record(handling.elapsed());
+            RaftResponse::Append(response)
+        }
         RaftRequest::Vote(rpc) => RaftResponse::Vote(raft.vote(rpc).await),
         RaftRequest::PreVote(rpc) => RaftResponse::Vote(raft.pre_vote(rpc).await),
-        RaftRequest::Snapshot { vote, meta, data } => {
-            let snapshot = Snapshot {
-                meta,
-                snapshot: SnapshotData::new(data),
-            };
-            RaftResponse::Snapshot(
-                raft.install_full_snapshot(vote, snapshot)
-                    .await
-                    .map_err(RaftError::Fatal),
-            )
+        RaftRequest::SnapshotOffer { meta, manifest, .. } => {
+            // A stale leader's offer is turned down when it asks to install (the
+            // vote is checked there); staging it costs disk only.
+            match snapshots.offer(&meta, manifest) {
+                Ok(held) => RaftResponse::SnapshotHave(held),
+                Err(why) => RaftResponse::Refused(why),
+            }
+        }
+        RaftRequest::SnapshotChunk(chunk) => match snapshots.chunk(&chunk) {
+            Ok(()) => RaftResponse::SnapshotAck,
+            Err(why) => {
+                tracing::warn!(%why, "refused a snapshot chunk");
+                RaftResponse::Refused(why)
+            }
+        },
+        RaftRequest::SnapshotDone { vote, meta, id } => {
+            let completed = tokio::task::spawn_blocking({
+                let snapshots = snapshots.clone();
+                move || snapshots.complete(&id)
+            })
+            .await;
+            match completed {
+                Ok(Ok(snapshot)) => RaftResponse::Snapshot(
+                    raft.install_full_snapshot(vote, Snapshot { meta, snapshot })
+                        .await
+                        .map_err(RaftError::Fatal),
+                ),
+                Ok(Err(why)) => {
+                    tracing::warn!(%id, %why, "cannot install a received snapshot yet");
+                    RaftResponse::Refused(why)
+                }
+                Err(e) => RaftResponse::Refused(e.to_string()),
+            }
         }
         RaftRequest::TransferLeader(req, why) => {
             if let Some(why) = why {

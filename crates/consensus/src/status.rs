@@ -122,6 +122,25 @@ impl Consensus {
         metrics.current_leader == Some(self.node_id) && metrics.state == ServerState::Leader
     }
 
+    /// Whether this node leads and a quorum acknowledged it within the longest
+    /// election timeout (its lease). A leader cut off from a quorum stops claiming
+    /// leadership, and taking writes, by the time the others may elect another,
+    /// rather than when the partition heals.
+    pub fn leads_with_quorum(&self) -> bool {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        if metrics.current_leader != Some(self.node_id) || metrics.state != ServerState::Leader {
+            return false;
+        }
+        if metrics.membership_config.membership().voter_ids().count() <= 1 {
+            return true;
+        }
+        let lease = std::time::Duration::from_millis(self.raft.config().election_timeout_max);
+        metrics
+            .last_quorum_acked
+            .as_deref()
+            .is_some_and(|acked| openraft::Instant::elapsed(acked) < lease)
+    }
+
     /// Every member in the current membership config, voters first.
     pub fn members(&self) -> Vec<MemberInfo> {
         let metrics = self.raft.metrics().borrow_watched().clone();

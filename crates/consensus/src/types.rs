@@ -1,7 +1,5 @@
 //! openraft's type configuration for baton.
 
-use std::io::Cursor;
-
 use baton_primitives::{Member, SequencerEntry};
 
 openraft::declare_raft_types!(
@@ -12,8 +10,8 @@ openraft::declare_raft_types!(
         Node = Member,
 );
 
-/// Snapshot bytes as they move between state machine and network.
-pub(crate) type SnapshotData = Cursor<Vec<u8>>;
+/// A snapshot as it moves between state machine and network: a directory.
+pub(crate) type SnapshotData = crate::snapshot::SnapshotDir;
 
 pub(crate) type Entry = openraft::type_config::alias::EntryOf<TypeConfig>;
 pub(crate) type LogId = openraft::type_config::alias::LogIdOf<TypeConfig>;

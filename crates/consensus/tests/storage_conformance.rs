@@ -1,9 +1,9 @@
 //! openraft's storage conformance suite against baton's RocksDB log store and
 //! state machine (DESIGN §6, layer 2).
 
-use baton_consensus::{LogStore, StateMachine, TypeConfig};
+use baton_consensus::{Executed, LogStore, StateMachine, Storage, TypeConfig};
 use baton_primitives::ChainSpec;
-use baton_storage::Store;
+use baton_storage::{RaftStore, Store};
 use openraft::{
     ErrorSubject, ErrorVerb, StorageError,
     testing::log::{StoreBuilder, Suite},
@@ -18,10 +18,16 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for RocksBuilder 
             StorageError::from_io_error(ErrorSubject::Store, ErrorVerb::Read, e)
         };
         let dir = tempfile::tempdir().map_err(io)?;
-        let store = Store::open(dir.path()).map_err(|e| io(std::io::Error::other(e)))?;
+        let storage_error = |e| io(std::io::Error::other(e));
+        let storage = Storage {
+            chain: Store::open(&dir.path().join("chain")).map_err(storage_error)?,
+            raft: RaftStore::open(&dir.path().join("raft")).map_err(storage_error)?,
+            snapshots: dir.path().join("snapshots"),
+        };
         let (state_machine, _view) =
-            StateMachine::open(store.clone(), &ChainSpec::dev(), None).map_err(io)?;
-        Ok((dir, LogStore::new(store), state_machine))
+            StateMachine::open(&storage, &ChainSpec::dev(), None, Executed::default())
+                .map_err(io)?;
+        Ok((dir, LogStore::new(storage.raft), state_machine))
     }
 }
 

@@ -64,6 +64,35 @@ pub async fn block_hash(url: &str, number: u64, timeout: Duration) -> eyre::Resu
         .ok_or_else(|| eyre::eyre!("{url} has no block {number}"))
 }
 
+/// `conductor_transferLeaderToServer`: asks the leader at `url` (admin API, bearer
+/// `token`) to hand leadership to member `to`.
+pub async fn transfer_leader(
+    url: &str,
+    token: &str,
+    to: NodeId,
+    timeout: Duration,
+) -> eyre::Result<()> {
+    let mut headers = jsonrpsee::http_client::HeaderMap::new();
+    headers.insert("authorization", format!("Bearer {token}").parse()?);
+    let admin = HttpClientBuilder::default()
+        .set_headers(headers)
+        .request_timeout(timeout)
+        .build(url)?;
+    Ok(admin
+        .request(
+            "conductor_transferLeaderToServer",
+            rpc_params![to.to_string(), ""],
+        )
+        .await?)
+}
+
+/// `eth_sendRawTransaction` of `raw` to the node at `url`: the hash it answers.
+pub async fn send_raw_transaction(url: &str, raw: &Bytes, timeout: Duration) -> eyre::Result<B256> {
+    Ok(client(url, timeout)?
+        .request("eth_sendRawTransaction", rpc_params![raw])
+        .await?)
+}
+
 /// Checks that the nodes at `urls` hold the same hash at every height up to the
 /// lowest head among them (no fork); returns that height.
 pub async fn identical_chains(urls: &[(NodeId, String)]) -> eyre::Result<u64> {

@@ -9,6 +9,7 @@ use baton_primitives::{
     genesis::{DEV_ACCOUNTS, DEV_CHAIN_ID, DEV_MNEMONIC},
 };
 use clap::Args;
+use eyre::WrapErr;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
@@ -39,6 +40,12 @@ pub struct DevnetArgs {
     /// sealed blocks; 0 = off.
     #[arg(long, default_value_t = 0)]
     pub rotation_blocks: u64,
+    /// Start from this geth-style genesis file instead of the dev chain's.
+    #[arg(long, conflicts_with = "gas_limit")]
+    pub genesis: Option<PathBuf>,
+    /// Block gas limit of the dev chain [default: 150M].
+    #[arg(long)]
+    pub gas_limit: Option<u64>,
 }
 
 pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
@@ -51,6 +58,19 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
         (None, Some(temp)) => temp.path().to_path_buf(),
         (None, None) => unreachable!("a temp dir is made when no data dir is given"),
     };
+    let genesis = match (&args.genesis, args.gas_limit) {
+        (Some(path), _) => Some(
+            path.canonicalize()
+                .wrap_err_with(|| format!("cannot read the genesis file {}", path.display()))?,
+        ),
+        (None, Some(gas_limit)) => {
+            std::fs::create_dir_all(&data_dir)?;
+            let path = data_dir.join("genesis.json");
+            crate::genesis::write_file(&path, gas_limit, args.accounts, 0)?;
+            Some(path)
+        }
+        (None, None) => None,
+    };
     let mut cluster = Cluster::create(&ClusterSpec {
         binary: std::env::current_exe()?,
         nodes: args.nodes,
@@ -62,6 +82,7 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
             let mut extra = NodeArgs::default();
             extra.data.dev_accounts = Some(args.accounts);
             extra.sequencer.rotation_blocks = Some(args.rotation_blocks);
+            extra.data.genesis = genesis;
             extra
         },
     })?;

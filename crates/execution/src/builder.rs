@@ -17,7 +17,7 @@ use alloy_consensus::{
 };
 use alloy_eips::eip2718::Decodable2718;
 use alloy_evm::{Evm, EvmEnv, EvmFactory, eth::EthEvmFactory};
-use alloy_primitives::{Address, B256, Bloom, Bytes, U256};
+use alloy_primitives::{Address, B256, Bloom, Bytes, U256, keccak256};
 use alloy_trie::EMPTY_ROOT_HASH;
 use baton_primitives::{BlockStart, OpenBlock, SealedBlock};
 use baton_storage::Store;
@@ -167,6 +167,46 @@ impl BlockBuilder {
         &self.executed
     }
 
+    /// The transactions executed since the last take, each with what it changed:
+    /// what the leader hands its state machine so it need not execute them again.
+    pub fn take_executed(&mut self) -> Vec<(ExecutedTx, EvmState)> {
+        let first = self.txs.len() - self.diffs.len();
+        self.executed[first..]
+            .iter()
+            .cloned()
+            .zip(std::mem::take(&mut self.diffs))
+            .collect()
+    }
+
+    /// Makes `raw` (sent by `sender`) part of the block as the leader already
+    /// executed it on this very state (`executed`, `diff`): its changes are
+    /// committed without running the EVM again (DESIGN §6, execute once).
+    pub fn apply_executed(
+        &mut self,
+        raw: &Bytes,
+        sender: Address,
+        executed: ExecutedTx,
+        diff: EvmState,
+    ) {
+        debug_assert_eq!(
+            executed.hash,
+            keccak256(raw),
+            "the leader's result is for this transaction"
+        );
+        debug_assert_eq!(executed.sender, sender);
+        self.gas_used += executed.gas_used;
+        debug_assert_eq!(
+            self.gas_used,
+            executed.receipt.cumulative_gas_used(),
+            "applied in the order the leader executed"
+        );
+        self.txs.push((raw.clone(), sender));
+        self.hashes.insert(executed.hash);
+        self.executed.push(executed);
+        self.diffs.push(diff.clone());
+        self.db.commit(diff);
+    }
+
     /// The transactions executed since the last call, with what they changed: one
     /// applied batch of the open block, for the `pending` state.
     pub fn take_batch(&mut self) -> PendingBatch {
@@ -233,13 +273,29 @@ impl BlockBuilder {
         let hash = *tx.tx_hash();
         let tx_type = tx.tx_type();
         let effective_gas_price = tx.effective_gas_price(Some(self.start.base_fee));
+        let cost = U256::from(tx.gas_limit())
+            .saturating_mul(U256::from(tx.max_fee_per_gas()))
+            .saturating_add(tx.value());
         let env = self.env();
         let mut evm = EthEvmFactory::default().create_evm(&mut self.db, env);
         let outcome = evm.transact(Recovered::new_unchecked(tx, sender));
         drop(evm);
         let ResultAndState { result, state } = match outcome {
             Ok(outcome) => outcome,
-            Err(EVMError::Transaction(invalid)) => return Err(refusal(invalid)),
+            Err(EVMError::Transaction(invalid)) => {
+                let refused = refusal(invalid);
+                // The EVM checks the nonce before the balance. A transaction that
+                // would wait for a nonce gap must be able to pay now, so keys with
+                // no funds cannot fill the gap queue.
+                if let TxError::NonceTooHigh { .. } = refused {
+                    use revm::database_interface::Database;
+                    let balance = self.db.basic(sender)?.map_or(U256::ZERO, |a| a.balance);
+                    if balance < cost {
+                        return Err(TxError::InsufficientFunds { balance, cost });
+                    }
+                }
+                return Err(refused);
+            }
             Err(EVMError::Database(e)) => return Err(TxError::State(e)),
             Err(other) => return Err(TxError::Rejected(other.to_string())),
         };

@@ -2,6 +2,8 @@
 //! state a block left (or the open block's), in that block's environment, never
 //! committed.
 
+use std::time::Instant;
+
 use alloy_consensus::Header;
 use alloy_evm::{Evm, EvmEnv, EvmFactory, eth::EthEvmFactory};
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
@@ -12,7 +14,7 @@ use revm::{
     database::CacheDB,
 };
 
-use crate::{SPEC, StateAt, StoreDb};
+use crate::{SPEC, StateAt, StoreDb, deadline::Deadline};
 
 /// The block a message runs in: the one whose state it reads (as geth does).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +96,15 @@ pub enum CallOutcome {
 pub enum CallError {
     #[error("{0}")]
     Invalid(String),
+    /// The message reverts at any gas: `output` is the revert data.
+    #[error("{}", reverted_message(reason.as_deref()))]
+    Reverted {
+        output: Bytes,
+        reason: Option<String>,
+    },
+    /// The message ran past its deadline.
+    #[error("execution aborted (timeout exceeded)")]
+    Timeout,
     #[error("gas required exceeds allowance ({0})")]
     OutOfGas(u64),
     #[error("state: {0}")]
@@ -105,18 +116,27 @@ fn gas_cap(request: &CallRequest, block: &CallBlock) -> u64 {
     request.gas.unwrap_or(block.gas_limit).min(block.gas_limit)
 }
 
-/// Runs `request` in `context`.
-pub fn call(context: &CallContext, request: &CallRequest) -> Result<CallOutcome, CallError> {
-    run(context, request, gas_cap(request, &context.block))
+/// Runs `request` in `context`, giving up at `deadline`.
+pub fn call(
+    context: &CallContext,
+    request: &CallRequest,
+    deadline: Instant,
+) -> Result<CallOutcome, CallError> {
+    run(context, request, gas_cap(request, &context.block), deadline)
 }
 
-/// The least gas with which `request` succeeds (binary search, as geth does).
-pub fn estimate_gas(context: &CallContext, request: &CallRequest) -> Result<u64, CallError> {
+/// The least gas with which `request` succeeds (binary search, as geth does); the
+/// whole search gives up at `deadline`.
+pub fn estimate_gas(
+    context: &CallContext,
+    request: &CallRequest,
+    deadline: Instant,
+) -> Result<u64, CallError> {
     let cap = gas_cap(request, &context.block);
-    let used = match run(context, request, cap)? {
+    let used = match run(context, request, cap, deadline)? {
         CallOutcome::Success { gas_used, .. } => gas_used,
-        CallOutcome::Revert { reason, .. } => {
-            return Err(CallError::Invalid(reverted_message(reason.as_deref())));
+        CallOutcome::Revert { output, reason } => {
+            return Err(CallError::Reverted { output, reason });
         }
         CallOutcome::Halt { .. } => return Err(CallError::OutOfGas(cap)),
     };
@@ -124,7 +144,7 @@ pub fn estimate_gas(context: &CallContext, request: &CallRequest) -> Result<u64,
     let (mut low, mut high) = (used.saturating_sub(1), cap);
     while low + 1 < high {
         let mid = low + (high - low) / 2;
-        match run(context, request, mid) {
+        match run(context, request, mid, deadline) {
             Ok(CallOutcome::Success { .. }) => high = mid,
             Ok(_) | Err(CallError::Invalid(_)) => low = mid,
             Err(e) => return Err(e),
@@ -133,7 +153,12 @@ pub fn estimate_gas(context: &CallContext, request: &CallRequest) -> Result<u64,
     Ok(high)
 }
 
-fn run(context: &CallContext, request: &CallRequest, gas: u64) -> Result<CallOutcome, CallError> {
+fn run(
+    context: &CallContext,
+    request: &CallRequest,
+    gas: u64,
+    deadline: Instant,
+) -> Result<CallOutcome, CallError> {
     let block = &context.block;
     let mut cfg_env = CfgEnv::new_with_spec(SPEC).with_chain_id(context.chain_id);
     cfg_env.disable_nonce_check = request.nonce.is_none();
@@ -172,8 +197,13 @@ fn run(context: &CallContext, request: &CallRequest, gas: u64) -> Result<CallOut
         ..Default::default()
     };
     let mut db = CacheDB::new(StoreDb::at(context.store.clone(), context.state.clone()));
-    let mut evm = EthEvmFactory::default().create_evm(&mut db, env);
-    match evm.transact(tx) {
+    let mut evm =
+        EthEvmFactory::default().create_evm_with_inspector(&mut db, env, Deadline::new(deadline));
+    let outcome = evm.transact(tx);
+    if evm.inspector().timed_out {
+        return Err(CallError::Timeout);
+    }
+    match outcome {
         Ok(result) => Ok(match result.result {
             ExecutionResult::Success { .. } => CallOutcome::Success {
                 gas_used: result.result.tx_gas_used(),
@@ -223,7 +253,75 @@ pub fn revert_reason(output: &[u8]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use baton_primitives::ChainSpec;
+
     use super::*;
+    use crate::write_genesis;
+
+    /// An endless loop (`JUMPDEST PUSH1 0 JUMP`) run as a contract creation, with
+    /// `gas` to burn, on a fresh dev chain.
+    fn endless_loop(gas: u64) -> (tempfile::TempDir, CallContext, CallRequest) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let spec = ChainSpec::dev();
+        write_genesis(&store, &spec).expect("genesis");
+        let context = CallContext {
+            store,
+            chain_id: spec.chain_id,
+            state: StateAt::Head,
+            block: CallBlock {
+                number: 1,
+                timestamp: 1,
+                gas_limit: u64::MAX / 2,
+                base_fee: 0,
+                coinbase: Address::ZERO,
+            },
+        };
+        let request = CallRequest {
+            gas: Some(gas),
+            input: Bytes::from_static(&[0x5b, 0x60, 0x00, 0x56]),
+            ..Default::default()
+        };
+        (dir, context, request)
+    }
+
+    /// geth's `--rpc.evmtimeout`: a call that would run for minutes stops at its
+    /// deadline with a clear error, and so does a whole gas estimate.
+    #[test]
+    fn an_endless_call_stops_at_its_deadline() {
+        let (_dir, context, request) = endless_loop(u64::MAX / 4);
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(100);
+        assert!(matches!(
+            call(&context, &request, deadline),
+            Err(CallError::Timeout)
+        ));
+        assert!(matches!(
+            estimate_gas(
+                &context,
+                &request,
+                Instant::now() + Duration::from_millis(100)
+            ),
+            Err(CallError::Timeout)
+        ));
+        assert_eq!(
+            CallError::Timeout.to_string(),
+            "execution aborted (timeout exceeded)"
+        );
+    }
+
+    /// With gas as its bound and time to spare, the same loop ends out of gas.
+    #[test]
+    fn a_bounded_loop_runs_out_of_gas_before_its_deadline() {
+        let (_dir, context, request) = endless_loop(100_000);
+        let outcome = call(&context, &request, Instant::now() + Duration::from_secs(60));
+        assert!(
+            matches!(outcome, Ok(CallOutcome::Halt { .. })),
+            "{outcome:?}"
+        );
+    }
 
     #[test]
     fn error_string_reasons_are_decoded_and_garbage_is_not() {

@@ -17,6 +17,7 @@ mod builder;
 mod call;
 mod changes;
 mod commit;
+mod deadline;
 mod error;
 mod pending;
 mod proof;
@@ -34,5 +35,8 @@ pub use commit::{write_genesis, write_sealed};
 pub use error::ExecutionError;
 pub use pending::{PendingBatch, PendingBlock};
 pub use proof::{AccountProof, ProofError, prove};
+/// What one transaction changed, as revm reports it: replayed on another copy of
+/// the same state without executing again.
+pub use revm::state::EvmState as TxDiff;
 pub use self_check::self_check;
 pub use state::{StateAt, StateError, StoreDb};

@@ -72,6 +72,14 @@ impl PendingBatch {
         }
         batch
     }
+
+    /// The balance of every account this batch changed, as it left them (a
+    /// destroyed account: zero).
+    pub fn balances(&self) -> impl Iterator<Item = (Address, U256)> + '_ {
+        self.accounts
+            .iter()
+            .map(|(address, info)| (*address, info.as_ref().map_or(U256::ZERO, |i| i.balance)))
+    }
 }
 
 /// The open block: its start, and every batch applied to it, oldest first.

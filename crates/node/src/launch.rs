@@ -9,15 +9,15 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use baton_consensus::{Consensus, ConsensusConfig};
+use baton_consensus::{Consensus, ConsensusConfig, Executed, RaftRuntime, Storage};
 use baton_p2p::{Network, P2pConfig, load_or_create_key};
 use baton_primitives::ChainSpec;
 use baton_rpc::{
-    BatonHandler, ConductorHandler, EthHandler, FaultHandler, Handlers, NetHandler, Submitter,
-    Web3Handler,
+    BatonHandler, ConductorHandler, EthHandler, ExecPool, FaultHandler, Handlers, NetHandler,
+    Submitter, Web3Handler,
 };
 use baton_sequencer::{Sequencer, SequencerConfig};
-use baton_storage::{DATA_FORMAT, Identity, Store};
+use baton_storage::{DATA_FORMAT, Identity, RaftStore, Store};
 use eyre::{WrapErr, bail, eyre};
 use jsonrpsee::server::ServerHandle;
 use tokio::sync::watch;
@@ -48,30 +48,62 @@ pub async fn launch(
     config: NodeConfig,
     rpc_listener: Option<std::net::TcpListener>,
 ) -> eyre::Result<Node> {
+    if config.fault.clock_offset_ms != 0 {
+        tracing::warn!(
+            offset_ms = config.fault.clock_offset_ms,
+            "fault injection: this process's clock is shifted"
+        );
+        baton_primitives::clock::shift(config.fault.clock_offset_ms);
+    }
     let spec = match &config.data.genesis {
         Some(path) => ChainSpec::from_file(path)?,
         None => ChainSpec::dev_with_accounts(config.data.dev_accounts),
     };
-    let store = Store::open(&config.data.data_dir.join("db"))?;
-    check_identity(&store, &config, &spec)?;
-    let (network, inbound) = start_p2p(&config.cluster).await?;
+    // <data_dir>/db holds the Raft store (raft/), the chain (chain, a link into
+    // chain.d/ swapped whole by a snapshot install) and snapshots (snapshots/).
+    let data = &config.data.data_dir.join("db");
+    if data.join("CURRENT").exists() {
+        eyre::bail!(
+            "{} holds a database of data format 1 (one RocksDB for log and chain); this \
+             baton keeps data format {}: start the node on an empty data dir (it catches \
+             up from the others)",
+            data.display(),
+            baton_storage::DATA_FORMAT
+        );
+    }
+    let raft_store = RaftStore::open(&data.join("raft"))?;
+    check_identity(&raft_store, &config, &spec)?;
+    let store = Store::open(&data.join("chain"))?;
+    // Raft and the p2p transport get threads of their own (DESIGN §6).
+    let runtime = Arc::new(RaftRuntime::new()?);
+    let cluster = config.cluster.clone();
+    let (network, inbound) = runtime
+        .run(async move { start_p2p(&cluster).await })
+        .await?;
 
     let supervisor = Supervisor::default();
+    let executed = Executed::default();
     let (consensus, tasks) = Consensus::start(
         &ConsensusConfig {
             node_id: config.cluster.id,
             heartbeat: config.timing.heartbeat,
             election_timeout_min: config.timing.election_timeout_min,
             election_timeout_max: config.timing.election_timeout_max,
-            snapshot_every: config.data.snapshot_every,
+            snapshots: config.data.snapshots.clone(),
             standby_only: config.sequencer.standby_only,
             block_time: config.timing.block_time,
             state_history_blocks: config.data.state_history_blocks,
         },
         &spec,
-        store.clone(),
+        Storage {
+            chain: store.clone(),
+            raft: raft_store,
+            snapshots: data.join("snapshots"),
+        },
+        runtime,
         network.clone(),
         inbound,
+        executed.clone(),
     )
     .await?;
     for (name, task) in tasks {
@@ -115,8 +147,10 @@ pub async fn launch(
         },
         consensus.clone(),
         store.clone(),
+        executed,
     );
-    supervisor.spawn_critical("sequencer", sequencer.run(shutdown_rx));
+    // Admission executes and seals: on a thread of its own, off the RPC runtime.
+    supervisor.spawn_critical_thread("sequencer", sequencer.run(shutdown_rx))?;
     supervisor.spawn_critical(
         "watchdog",
         baton_sequencer::watchdog(consensus.clone(), config.timing.block_time, members.clone()),
@@ -127,10 +161,18 @@ pub async fn launch(
         None => std::net::TcpListener::bind(config.rpc.addr)
             .wrap_err_with(|| format!("cannot listen for JSON-RPC on {}", config.rpc.addr))?,
     };
-    let submitter = Submitter::new(consensus.clone(), submit);
+    let submitter = Submitter::new(consensus.clone(), store.clone(), submit);
     let admin_token: Option<Arc<str>> = config.rpc.admin_token.as_deref().map(Into::into);
     let handlers = Handlers {
-        eth: EthHandler::new(spec.chain_id, consensus.clone(), store, submitter.clone()),
+        eth: EthHandler::new(
+            spec.chain_id,
+            consensus.clone(),
+            store,
+            submitter.clone(),
+            ExecPool::start(config.rpc.exec.clone())
+                .wrap_err("cannot start the RPC execution threads")?,
+        )
+        .with_flashblock_interval(config.rpc.flashblock_interval),
         net: NetHandler::new(spec.chain_id, network.clone()),
         web3: Web3Handler::new(format!("baton/v{}", env!("CARGO_PKG_VERSION"))),
         conductor: ConductorHandler::new(consensus.clone(), members, admin_token.is_some()),
@@ -143,8 +185,14 @@ pub async fn launch(
             )
         }),
     };
-    let (rpc, rpc_addr) =
-        baton_rpc::serve(listener, admin_token, crate::metrics::page(), handlers).await?;
+    let (rpc, rpc_addr) = baton_rpc::serve(
+        listener,
+        admin_token,
+        crate::metrics::page(),
+        &config.rpc.connections,
+        handlers,
+    )
+    .await?;
     supervisor.spawn_critical("rpc", rpc.clone().stopped());
     tracing::info!(id = config.cluster.id, %rpc_addr, p2p = %config.cluster.p2p_addr, chain_id = spec.chain_id, "node started");
 
@@ -192,7 +240,7 @@ async fn start_p2p(
 
 /// Refuses a data dir written by another member, for another chain, or by a
 /// version of baton with another data layout.
-fn check_identity(store: &Store, config: &NodeConfig, spec: &ChainSpec) -> eyre::Result<()> {
+fn check_identity(store: &RaftStore, config: &NodeConfig, spec: &ChainSpec) -> eyre::Result<()> {
     let ours = Identity {
         node_id: config.cluster.id,
         genesis: spec.fingerprint,

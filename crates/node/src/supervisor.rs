@@ -61,15 +61,50 @@ impl Supervisor {
         F: Future<Output = ()> + Send + 'static,
     {
         let handle = tokio::spawn(task);
-        let previous = self.tasks.lock().insert(name, handle.abort_handle());
+        self.watch(
+            name,
+            handle.abort_handle(),
+            async move { exit_of(handle.await) },
+        );
+    }
+
+    /// Spawns `task` as critical under `name` on a thread of its own (with a
+    /// runtime of its own), for work that must neither wait behind nor delay the
+    /// node's other tasks.
+    pub fn spawn_critical_thread<F>(&self, name: &'static str, task: F) -> std::io::Result<()>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = runtime.spawn(task);
+        let abort = handle.abort_handle();
+        let (ended, exit) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let _ = ended.send(exit_of(runtime.block_on(handle)));
+            })?;
+        self.watch(
+            name,
+            abort,
+            async move { exit.await.unwrap_or(Exit::Ended) },
+        );
+        Ok(())
+    }
+
+    fn watch(
+        &self,
+        name: &'static str,
+        abort: AbortHandle,
+        exit: impl Future<Output = Exit> + Send + 'static,
+    ) {
+        let previous = self.tasks.lock().insert(name, abort);
         debug_assert!(previous.is_none(), "critical task {name} spawned twice");
         let failures = self.failures.clone();
         tokio::spawn(async move {
-            let exit = match handle.await {
-                Ok(()) => Exit::Ended,
-                Err(e) if e.is_panic() => Exit::Panicked(panic_message(e.into_panic())),
-                Err(_) => Exit::Stopped,
-            };
+            let exit = exit.await;
             // The receiver is gone only once the node has stopped.
             let _ = failures.send(TaskFailure { task: name, exit });
         });
@@ -106,6 +141,14 @@ impl Supervisor {
     }
 }
 
+fn exit_of(joined: Result<(), tokio::task::JoinError>) -> Exit {
+    match joined {
+        Ok(()) => Exit::Ended,
+        Err(e) if e.is_panic() => Exit::Panicked(panic_message(e.into_panic())),
+        Err(_) => Exit::Stopped,
+    }
+}
+
 fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<&str>()
@@ -136,5 +179,17 @@ mod tests {
         stop("runs").expect("known task");
         let failure = supervisor.failed().await;
         assert_eq!((failure.task, failure.exit), ("runs", Exit::Stopped));
+
+        supervisor
+            .spawn_critical_thread("thread", async { panic!("on its thread") })
+            .expect("thread");
+        let failure = supervisor.failed().await;
+        assert_eq!(failure.exit, Exit::Panicked("on its thread".into()));
+        supervisor
+            .spawn_critical_thread("stoppable", std::future::pending())
+            .expect("thread");
+        stop("stoppable").expect("known task");
+        let failure = supervisor.failed().await;
+        assert_eq!((failure.task, failure.exit), ("stoppable", Exit::Stopped));
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use baton_consensus::ChangeReason;
-use baton_testing::TestCluster;
+use baton_testing::{RARE_SNAPSHOTS, TestCluster};
 use jsonrpsee::{
     core::{ClientError, client::ClientT},
     http_client::{HeaderMap, HttpClient, HttpClientBuilder},
@@ -40,7 +40,7 @@ fn refusal(result: Result<(), ClientError>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn admin_writes_need_the_token_and_move_leadership() {
-    let cluster = TestCluster::start_with(3, 300, 10_000, |_, config| {
+    let cluster = TestCluster::start_with(3, 300, RARE_SNAPSHOTS, |_, config| {
         config.rpc.admin_token = Some(TOKEN.to_string());
     })
     .await;
@@ -133,7 +133,7 @@ async fn admin_writes_need_the_token_and_move_leadership() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_a_token_file_admin_writes_are_off() {
-    let cluster = TestCluster::start(3, 300, 10_000).await;
+    let cluster = TestCluster::start(3, 300, RARE_SNAPSHOTS).await;
     let leader = cluster.wait_for_leader(LONG).await;
     let anyone = client(&cluster.url(leader), Some(TOKEN));
     let why = refusal(anyone.request("conductor_resume", rpc_params![]).await);

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use baton_devtools::client;
-use baton_testing::TestCluster;
+use baton_testing::{RARE_SNAPSHOTS, TestCluster};
 
 const BLOCK_MS: u64 = 300;
 const LONG: Duration = Duration::from_secs(30);
@@ -13,7 +13,7 @@ const LONG: Duration = Duration::from_secs(30);
 /// heights are contiguous with parent links (DESIGN invariant 4).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn elects_a_leader_and_every_node_holds_the_same_chain() {
-    let cluster = TestCluster::start(3, BLOCK_MS, 10_000).await;
+    let cluster = TestCluster::start(3, BLOCK_MS, RARE_SNAPSHOTS).await;
     cluster.wait_for_leader(LONG).await;
     cluster.wait_for_height(5, LONG).await;
     let upto = cluster.assert_identical_chains().await;
@@ -48,7 +48,7 @@ async fn elects_a_leader_and_every_node_holds_the_same_chain() {
 /// and the survivors agree on every block.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn leader_crash_fails_over_with_no_fork() {
-    let mut cluster = TestCluster::start(3, BLOCK_MS, 10_000).await;
+    let mut cluster = TestCluster::start(3, BLOCK_MS, RARE_SNAPSHOTS).await;
     let old_leader = cluster.wait_for_leader(LONG).await;
     cluster.wait_for_height(3, LONG).await;
     let survivor = cluster.follower_of(old_leader);
@@ -72,7 +72,7 @@ async fn leader_crash_fails_over_with_no_fork() {
 /// A crashed node restarts as a follower and catches up by log replication.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn restarted_node_rejoins_and_catches_up() {
-    let mut cluster = TestCluster::start(3, BLOCK_MS, 10_000).await;
+    let mut cluster = TestCluster::start(3, BLOCK_MS, RARE_SNAPSHOTS).await;
     let leader = cluster.wait_for_leader(LONG).await;
     cluster.wait_for_height(2, LONG).await;
 
@@ -94,10 +94,15 @@ async fn restarted_node_rejoins_and_catches_up() {
 }
 
 /// A node that was down while the others snapshotted and purged their logs
-/// catches up by installing a snapshot.
+/// catches up by installing a snapshot, sent in many small chunks (invariant 7:
+/// what it installs is a state some member applied, whole or not at all).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn long_absent_node_catches_up_from_a_snapshot() {
-    let mut cluster = TestCluster::start(3, 100 + BLOCK_MS / 3, 20).await;
+    let mut cluster = TestCluster::start_with(3, 100 + BLOCK_MS / 3, 4_000, |_, config| {
+        config.data.snapshots.keep_entries = 4;
+        config.data.snapshots.chunk_bytes = 64 << 10;
+    })
+    .await;
     let leader = cluster.wait_for_leader(LONG).await;
     let follower = cluster.follower_of(leader);
     cluster.wait_for_height(2, LONG).await;
@@ -124,7 +129,8 @@ async fn long_absent_node_catches_up_from_a_snapshot() {
     cluster.assert_identical_chains().await;
 
     // And it serves the blocks it never replicated entry by entry.
-    let hash = client::block_hash(&cluster.url(follower), 1, Duration::from_secs(5)).await;
+    let hash =
+        client::block_hash(&cluster.url(follower), target - 30, Duration::from_secs(5)).await;
     assert!(hash.is_ok(), "{hash:?}");
     cluster.stop().await;
 }

@@ -10,7 +10,7 @@ use alloy_provider::{Provider, ProviderBuilder};
 use alloy_rpc_types_eth::{Filter, TransactionRequest};
 use alloy_signer_local::PrivateKeySigner;
 use baton_primitives::dev_accounts;
-use baton_testing::{TestCluster, mined};
+use baton_testing::{RARE_SNAPSHOTS, TestCluster, mined};
 use jsonrpsee::{
     core::client::{Subscription, SubscriptionClientT},
     rpc_params,
@@ -33,7 +33,7 @@ fn increment(amount: u64) -> Bytes {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deploy_call_and_read_logs_of_a_contract() {
-    let cluster = TestCluster::start(3, 300, 10_000).await;
+    let cluster = TestCluster::start(3, 300, RARE_SNAPSHOTS).await;
     let leader = cluster.wait_for_leader(LONG).await;
     let follower = cluster.follower_of(leader);
     let key = PrivateKeySigner::from_bytes(&dev_accounts(3)[2].private_key).expect("key");
@@ -74,6 +74,16 @@ async fn deploy_call_and_read_logs_of_a_contract() {
         )
         .await
         .expect("logs");
+    // Subscription ids are hex strings, as geth's (web3.py needs them so).
+    for id in [heads.kind(), log_feed.kind()] {
+        let jsonrpsee::core::client::SubscriptionKind::Subscription(
+            jsonrpsee::types::SubscriptionId::Str(id),
+        ) = id
+        else {
+            panic!("subscription id is not a string: {id:?}");
+        };
+        assert!(id.starts_with("0x") && id.len() == 34, "{id}");
+    }
     let bad: Result<Subscription<serde_json::Value>, _> = ws
         .subscribe(
             "eth_subscribe",
@@ -194,14 +204,30 @@ async fn deploy_call_and_read_logs_of_a_contract() {
         .expect("logs");
     assert!(nobody.is_empty());
 
-    // A revert carries its reason, and is refused at estimation.
+    // A revert carries its reason, and is refused at estimation, both as geth
+    // answers it: code 3, "execution reverted: <reason>", the revert bytes as data.
     let zero = TransactionRequest::default()
         .with_to(counter)
         .with_input(increment(0));
-    let err = provider.call(zero.clone()).await.expect_err("revert");
-    assert!(err.to_string().contains("amount must be positive"), "{err}");
-    let err = provider.estimate_gas(zero).await.expect_err("revert");
-    assert!(err.to_string().contains("amount must be positive"), "{err}");
+    let call_err = provider.call(zero.clone()).await.expect_err("revert");
+    let estimate_err = provider.estimate_gas(zero).await.expect_err("revert");
+    for err in [call_err, estimate_err] {
+        let payload = err.as_error_resp().expect("a JSON-RPC error");
+        assert_eq!(payload.code, 3, "{err}");
+        assert_eq!(
+            payload.message,
+            "execution reverted: amount must be positive"
+        );
+        let data: Bytes = payload
+            .try_data_as::<Bytes>()
+            .expect("revert data")
+            .expect("hex bytes");
+        assert_eq!(
+            &data[..4],
+            &selector("Error(string)"),
+            "Error(string) revert data"
+        );
+    }
 
     cluster.assert_identical_chains().await;
     cluster.stop().await;

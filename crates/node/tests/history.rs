@@ -13,7 +13,7 @@ use alloy_rpc_types_eth::{EIP1186AccountProofResponse, TransactionRequest};
 use alloy_signer_local::PrivateKeySigner;
 use alloy_trie::{Nibbles, TrieAccount, proof::verify_proof};
 use baton_primitives::dev_accounts;
-use baton_testing::{TestCluster, mined};
+use baton_testing::{RARE_SNAPSHOTS, TestCluster, mined};
 
 const LONG: Duration = Duration::from_secs(30);
 const COUNTER_BIN: &str = include_str!("contracts/Counter.bin");
@@ -60,7 +60,7 @@ fn verify(proof: &EIP1186AccountProofResponse, root: B256) {
 /// and an absent account and slot, verify against each block's state root.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn state_and_proofs_answer_at_older_blocks_through_a_follower() {
-    let cluster = TestCluster::start(3, 300, 10_000).await;
+    let cluster = TestCluster::start(3, 300, RARE_SNAPSHOTS).await;
     let leader = cluster.wait_for_leader(LONG).await;
     let follower = cluster.follower_of(leader);
     let key = PrivateKeySigner::from_bytes(&dev_accounts(3)[1].private_key).expect("key");
@@ -181,7 +181,7 @@ async fn state_and_proofs_answer_at_older_blocks_through_a_follower() {
 /// while recent state still answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pruned_state_is_refused_naming_the_oldest_kept_block() {
-    let cluster = TestCluster::start_with(3, 200, 10_000, |_, config| {
+    let cluster = TestCluster::start_with(3, 200, RARE_SNAPSHOTS, |_, config| {
         config.data.state_history_blocks = Some(2);
     })
     .await;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use baton_testing::TestCluster;
+use baton_testing::{RARE_SNAPSHOTS, TestCluster};
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -47,7 +47,7 @@ fn error_code(body: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn protocol_errors_limits_and_batches() {
-    let cluster = TestCluster::start(3, 300, 10_000).await;
+    let cluster = TestCluster::start(3, 300, RARE_SNAPSHOTS).await;
     cluster.wait_for_leader(LONG).await;
     let addr = cluster.nodes[&1].rpc_addr();
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use baton_consensus::{ChangeReason, Readiness};
 use baton_primitives::NodeId;
-use baton_testing::TestCluster;
+use baton_testing::{RARE_SNAPSHOTS, TestCluster};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -27,7 +27,7 @@ async fn transfer_to(cluster: &TestCluster, to: NodeId) {
 /// pass leadership along, on its own, until node 3 leads and blocks resume.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn leaders_that_cannot_produce_step_down_until_one_can() {
-    let cluster = TestCluster::start_with(3, 300, 10_000, |id, config| {
+    let cluster = TestCluster::start_with(3, 300, RARE_SNAPSHOTS, |id, config| {
         config.fault.no_produce = id != 3;
     })
     .await;
@@ -62,7 +62,7 @@ async fn leaders_that_cannot_produce_step_down_until_one_can() {
 /// when leadership is pushed onto it anyway it hands it on at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_standby_only_node_hands_leadership_on_at_once() {
-    let mut cluster = TestCluster::start_with(3, 300, 10_000, |id, config| {
+    let mut cluster = TestCluster::start_with(3, 300, RARE_SNAPSHOTS, |id, config| {
         config.sequencer.standby_only = id == 3;
     })
     .await;
@@ -96,7 +96,7 @@ async fn a_standby_only_node_hands_leadership_on_at_once() {
 /// next ready member by id, round-robin, and the chain goes on without a gap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rotation_hands_leadership_round_robin() {
-    let cluster = TestCluster::start_with(3, 300, 10_000, |_, config| {
+    let cluster = TestCluster::start_with(3, 300, RARE_SNAPSHOTS, |_, config| {
         config.sequencer.rotation_blocks = 2;
     })
     .await;

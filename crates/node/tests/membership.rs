@@ -15,7 +15,7 @@ use alloy_primitives::{Address, B256};
 use alloy_signer_local::PrivateKeySigner;
 use baton_devtools::client::signed_transfer;
 use baton_primitives::{NodeId, dev_accounts};
-use baton_testing::TestCluster;
+use baton_testing::{RARE_SNAPSHOTS, TestCluster};
 use jsonrpsee::{
     core::client::ClientT,
     http_client::{HeaderMap, HttpClient, HttpClientBuilder},
@@ -64,7 +64,7 @@ async fn suffrage(url: &str, id: NodeId) -> Option<String> {
 /// transfer is in exactly one block, and the members hold identical chains.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_member_joins_is_promoted_and_another_leaves_under_load() {
-    let mut cluster = TestCluster::start_with(4, 300, 10_000, |id, config| {
+    let mut cluster = TestCluster::start_with(4, 300, RARE_SNAPSHOTS, |id, config| {
         config.rpc.admin_token = Some(TOKEN.to_string());
         if id == 4 {
             config.cluster.join = true;

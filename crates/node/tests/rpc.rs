@@ -10,13 +10,13 @@ use baton_primitives::{
     dev_accounts,
     genesis::{DEV_BALANCE, DEV_CHAIN_ID},
 };
-use baton_testing::TestCluster;
+use baton_testing::{RARE_SNAPSHOTS, TestCluster};
 
 const LONG: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_wallet_client_reads_chain_and_dev_state_from_a_follower() {
-    let cluster = TestCluster::start(3, 300, 10_000).await;
+    let cluster = TestCluster::start(3, 300, RARE_SNAPSHOTS).await;
     let leader = cluster.wait_for_leader(LONG).await;
     cluster.wait_for_height(2, LONG).await;
     let follower = cluster.follower_of(leader);

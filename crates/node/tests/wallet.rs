@@ -10,7 +10,7 @@ use alloy_provider::{Provider, ProviderBuilder};
 use alloy_rpc_types_eth::{TransactionReceipt, TransactionRequest};
 use alloy_signer_local::PrivateKeySigner;
 use baton_primitives::{dev_accounts, genesis::DEV_CHAIN_ID};
-use baton_testing::{TestCluster, mined};
+use baton_testing::{RARE_SNAPSHOTS, TestCluster, mined};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -53,7 +53,7 @@ fn transfer(to: Address, value: u64) -> TransactionRequest {
 /// block, before and after the leader dies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn transfers_through_a_follower_survive_a_leader_crash() {
-    let mut cluster = TestCluster::start(3, 300, 10_000).await;
+    let mut cluster = TestCluster::start(3, 300, RARE_SNAPSHOTS).await;
     let leader = cluster.wait_for_leader(LONG).await;
     let follower = cluster.follower_of(leader);
     let url = cluster.url(follower).parse().expect("url");
@@ -213,7 +213,7 @@ async fn transfers_through_a_follower_survive_a_leader_crash() {
 /// JSON-RPC error, in the words wallets match, and never enters the log.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn invalid_transactions_are_refused_with_wallet_words() {
-    let cluster = TestCluster::start(3, 300, 10_000).await;
+    let cluster = TestCluster::start(3, 300, RARE_SNAPSHOTS).await;
     let leader = cluster.wait_for_leader(LONG).await;
     let follower = cluster.follower_of(leader);
     let url = cluster.url(follower);
@@ -303,7 +303,7 @@ async fn invalid_transactions_are_refused_with_wallet_words() {
 /// acknowledged and included in nonce order; a gap that never fills is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_nonce_gap_waits_for_the_missing_transaction() {
-    let cluster = TestCluster::start(3, 300, 10_000).await;
+    let cluster = TestCluster::start(3, 300, RARE_SNAPSHOTS).await;
     let leader = cluster.wait_for_leader(LONG).await;
     let follower = cluster.follower_of(leader);
     let provider = ProviderBuilder::new().connect_http(cluster.url(follower).parse().expect("url"));
@@ -368,5 +368,95 @@ async fn a_nonce_gap_waits_for_the_missing_transaction() {
         .await
         .expect_err("gap never fills");
     assert!(err.to_string().contains("nonce too high"), "{err}");
+    cluster.stop().await;
+}
+
+/// Read-your-writes through a follower (DESIGN invariant 1 on the node answering):
+/// once a follower returns a transaction's hash, that follower already shows it and
+/// counts it in the sender's pending nonce, so a client that asks for the pending
+/// nonce before every send never gets "nonce too low". `eth_sendRawTransactionSync`
+/// answers with the preconfirmed receipt before the block is sealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_shows_its_own_writes_at_once() {
+    let cluster = TestCluster::start(3, 1_000, RARE_SNAPSHOTS).await;
+    let leader = cluster.wait_for_leader(LONG).await;
+    let follower = cluster.follower_of(leader);
+    let provider = ProviderBuilder::new().connect_http(cluster.url(follower).parse().expect("url"));
+    let wallet = EthereumWallet::from(signer(3));
+    let from = signer(3).address();
+    let to = Address::repeat_byte(0x66);
+
+    for _ in 0..10 {
+        let nonce = provider
+            .get_transaction_count(from)
+            .pending()
+            .await
+            .expect("pending nonce");
+        let request = transfer(to, 1)
+            .with_nonce(nonce)
+            .with_chain_id(DEV_CHAIN_ID)
+            .with_max_fee_per_gas(2_000_000_000)
+            .with_max_priority_fee_per_gas(1);
+        let tx = <TransactionRequest as alloy_network::NetworkTransactionBuilder<
+            alloy_network::Ethereum,
+        >>::build(request, &wallet)
+        .await
+        .expect("signed");
+        let raw = alloy_eips::eip2718::Encodable2718::encoded_2718(&tx);
+        let sent = provider
+            .send_raw_transaction(&raw)
+            .await
+            .expect("sent with the pending nonce");
+        assert_eq!(*sent.tx_hash(), *tx.tx_hash());
+        let seen = provider
+            .get_transaction_by_hash(*tx.tx_hash())
+            .await
+            .expect("by hash")
+            .expect("the follower shows its own write");
+        assert_eq!(seen.inner.signer(), from);
+        let after = provider
+            .get_transaction_count(from)
+            .pending()
+            .await
+            .expect("pending nonce");
+        assert_eq!(after, nonce + 1, "the pending nonce counts the write");
+    }
+
+    // The synchronous send answers with the receipt as soon as the batch is
+    // applied here: with 1 s blocks, before the block is sealed (zero block hash).
+    let nonce = provider
+        .get_transaction_count(from)
+        .pending()
+        .await
+        .expect("pending nonce");
+    let request = transfer(to, 1)
+        .with_nonce(nonce)
+        .with_chain_id(DEV_CHAIN_ID)
+        .with_max_fee_per_gas(2_000_000_000)
+        .with_max_priority_fee_per_gas(1);
+    let tx = <TransactionRequest as alloy_network::NetworkTransactionBuilder<
+        alloy_network::Ethereum,
+    >>::build(request, &wallet)
+    .await
+    .expect("signed");
+    let raw = alloy_eips::eip2718::Encodable2718::encoded_2718(&tx);
+    let receipt: TransactionReceipt = provider
+        .raw_request(
+            "eth_sendRawTransactionSync".into(),
+            (alloy_primitives::Bytes::from(raw), 10_000u64),
+        )
+        .await
+        .expect("sync send");
+    assert!(receipt.status());
+    assert_eq!(receipt.transaction_hash, *tx.tx_hash());
+    let number = receipt
+        .block_number
+        .expect("preconfirmed at a block number");
+    // Whether or not the block was sealed by the time the answer was read, the
+    // sealed receipt agrees with the preconfirmed one.
+    let sealed = receipt_of(&provider, *tx.tx_hash()).await;
+    assert_eq!(sealed.block_number, Some(number));
+    assert_eq!(sealed.transaction_index, receipt.transaction_index);
+    assert_eq!(sealed.gas_used, receipt.gas_used);
     cluster.stop().await;
 }

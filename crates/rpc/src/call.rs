@@ -1,30 +1,43 @@
-//! `eth_call` and `eth_estimateGas`: messages run on the head state, never committed.
+//! `eth_call` and `eth_estimateGas`: messages run on a block's state, never
+//! committed, on the RPC execution threads within the call time limit and gas cap
+//! (`pool`).
 
 use alloy_eips::BlockId;
 use alloy_primitives::{Bytes, U64};
 use alloy_rpc_types_eth::TransactionRequest;
 use baton_execution::{CallError, CallOutcome, CallRequest, call, estimate_gas, reverted_message};
-use jsonrpsee::{core::RpcResult, proc_macros::rpc, types::ErrorObjectOwned};
+use jsonrpsee::{
+    Extensions,
+    core::{RpcResult, async_trait},
+    proc_macros::rpc,
+    types::ErrorObjectOwned,
+};
 
-use crate::{EthHandler, internal};
+use crate::{EthHandler, internal, pool::timed_out_error as timed_out};
 
 /// JSON-RPC code for a reverted call (geth's), with the revert data attached.
 const EXECUTION_REVERTED: i32 = 3;
 
 #[rpc(server)]
 pub trait EthCallApi {
-    #[method(name = "eth_call")]
-    fn call(&self, request: TransactionRequest, block: Option<BlockId>) -> RpcResult<Bytes>;
+    #[method(name = "eth_call", with_extensions)]
+    async fn call(&self, request: TransactionRequest, block: Option<BlockId>) -> RpcResult<Bytes>;
 
-    #[method(name = "eth_estimateGas")]
-    fn estimate_gas(&self, request: TransactionRequest, block: Option<BlockId>) -> RpcResult<U64>;
+    #[method(name = "eth_estimateGas", with_extensions)]
+    async fn estimate_gas(
+        &self,
+        request: TransactionRequest,
+        block: Option<BlockId>,
+    ) -> RpcResult<U64>;
 }
 
-fn message(request: &TransactionRequest) -> CallRequest {
+/// The message `request` describes, its gas at most `gas_cap` (geth's
+/// `--rpc.gascap`).
+fn message(request: &TransactionRequest, gas_cap: u64) -> CallRequest {
     CallRequest {
         from: request.from,
         to: request.to,
-        gas: request.gas,
+        gas: Some(request.gas.unwrap_or(gas_cap).min(gas_cap)),
         gas_price: request.gas_price.or(request.max_fee_per_gas),
         max_priority_fee_per_gas: request.max_priority_fee_per_gas,
         value: request.value,
@@ -36,32 +49,64 @@ fn message(request: &TransactionRequest) -> CallRequest {
 fn call_error(error: CallError) -> ErrorObjectOwned {
     match error {
         CallError::State(e) => internal(e),
+        CallError::Timeout => timed_out(),
+        CallError::Reverted { output, reason } => ErrorObjectOwned::owned(
+            EXECUTION_REVERTED,
+            reverted_message(reason.as_deref()),
+            Some(output),
+        ),
         other => ErrorObjectOwned::owned(-32000, other.to_string(), None::<()>),
     }
 }
 
+#[async_trait]
 impl EthCallApiServer for EthHandler {
-    fn call(&self, request: TransactionRequest, block: Option<BlockId>) -> RpcResult<Bytes> {
+    async fn call(
+        &self,
+        extensions: &Extensions,
+        request: TransactionRequest,
+        block: Option<BlockId>,
+    ) -> RpcResult<Bytes> {
         let context = self.call_context(block)?;
-        match call(&context, &message(&request)).map_err(call_error)? {
-            CallOutcome::Success { output, .. } => Ok(output),
-            CallOutcome::Revert { output, reason } => Err(ErrorObjectOwned::owned(
-                EXECUTION_REVERTED,
-                reverted_message(reason.as_deref()),
-                Some(output),
-            )),
-            CallOutcome::Halt { reason, .. } => Err(ErrorObjectOwned::owned(
-                -32000,
-                format!("execution halted: {reason}"),
-                None::<()>,
-            )),
-        }
+        let message = message(&request, self.exec.limits().gas_cap);
+        self.exec
+            .run(extensions, move |deadline| {
+                outcome(call(&context, &message, deadline).map_err(call_error)?)
+            })
+            .await
     }
 
-    fn estimate_gas(&self, request: TransactionRequest, block: Option<BlockId>) -> RpcResult<U64> {
+    async fn estimate_gas(
+        &self,
+        extensions: &Extensions,
+        request: TransactionRequest,
+        block: Option<BlockId>,
+    ) -> RpcResult<U64> {
         let context = self.call_context(block)?;
-        estimate_gas(&context, &message(&request))
-            .map(U64::from)
-            .map_err(call_error)
+        let message = message(&request, self.exec.limits().gas_cap);
+        self.exec
+            .run(extensions, move |deadline| {
+                estimate_gas(&context, &message, deadline)
+                    .map(U64::from)
+                    .map_err(call_error)
+            })
+            .await
+    }
+}
+
+/// What `eth_call` answers for a message's outcome.
+fn outcome(outcome: CallOutcome) -> RpcResult<Bytes> {
+    match outcome {
+        CallOutcome::Success { output, .. } => Ok(output),
+        CallOutcome::Revert { output, reason } => Err(ErrorObjectOwned::owned(
+            EXECUTION_REVERTED,
+            reverted_message(reason.as_deref()),
+            Some(output),
+        )),
+        CallOutcome::Halt { reason, .. } => Err(ErrorObjectOwned::owned(
+            -32000,
+            format!("execution halted: {reason}"),
+            None::<()>,
+        )),
     }
 }

@@ -77,7 +77,7 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 
 #[rpc(server)]
 pub trait ConductorApi {
-    /// Whether this node leads.
+    /// Whether this node leads, with a quorum behind it within its lease.
     #[method(name = "conductor_leader")]
     fn leader(&self) -> RpcResult<bool>;
 
@@ -257,7 +257,7 @@ impl ConductorHandler {
 #[async_trait]
 impl ConductorApiServer for ConductorHandler {
     fn leader(&self) -> RpcResult<bool> {
-        Ok(self.consensus.is_leader())
+        Ok(self.consensus.leads_with_quorum())
     }
 
     fn leader_with_id(&self) -> RpcResult<Option<MemberInfo>> {

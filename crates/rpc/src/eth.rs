@@ -1,6 +1,7 @@
 //! The `eth_` namespace's handler, and its block methods. The other `eth_` methods
 //! are in `state`, `tx`, `call`, `logs`, `filters` and `pubsub`, on the same handler.
 
+use alloy_consensus::TxReceipt;
 use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::{B256, U64, keccak256};
 use alloy_rpc_types_eth::{Block, BlockTransactions, Header, Transaction, TransactionReceipt};
@@ -9,7 +10,12 @@ use baton_primitives::SealedBlock;
 use baton_storage::Store;
 use jsonrpsee::{core::RpcResult, proc_macros::rpc};
 
-use crate::{filters::Filters, internal, tx::SealedTx, tx::Submitter};
+use crate::{
+    ExecPool,
+    filters::Filters,
+    internal,
+    tx::{SealedTx, Submitter, pending_txs},
+};
 
 /// What the `eth_` methods read and write through.
 #[derive(Debug, Clone)]
@@ -22,19 +28,40 @@ pub struct EthHandler {
     pub(crate) submitter: Submitter,
     /// Installed polling filters.
     pub(crate) filters: Filters,
+    /// Where calls, estimates, log queries and fee history execute.
+    pub(crate) exec: ExecPool,
+    /// At most one preconfirmation frame per subscriber this often.
+    pub(crate) flashblock_interval: std::time::Duration,
 }
 
 impl EthHandler {
-    pub fn new(chain_id: u64, consensus: Consensus, store: Store, submitter: Submitter) -> Self {
+    pub fn new(
+        chain_id: u64,
+        consensus: Consensus,
+        store: Store,
+        submitter: Submitter,
+        exec: ExecPool,
+    ) -> Self {
         Self {
             chain_id,
             consensus,
             store,
             submitter,
             filters: Filters::default(),
+            exec,
+            flashblock_interval: DEFAULT_FLASHBLOCK_INTERVAL,
         }
     }
+
+    /// Sends preconfirmation frames at most once per `interval`.
+    pub fn with_flashblock_interval(mut self, interval: std::time::Duration) -> Self {
+        self.flashblock_interval = interval;
+        self
+    }
 }
+
+/// The default least gap between two preconfirmation frames to one subscriber.
+pub const DEFAULT_FLASHBLOCK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[rpc(server)]
 pub trait EthBlocksApi {
@@ -96,6 +123,58 @@ impl EthHandler {
             BlockTransactions::Hashes(block.txs.iter().map(|(raw, _)| keccak256(raw)).collect())
         };
         Ok(Some(rpc_block(block, transactions)))
+    }
+
+    /// The open block as applied so far (`pending`, DESIGN §7): every transaction
+    /// in it is committed and final; its hash and roots are zero until it is
+    /// sealed. With no block open, pending is the head.
+    fn pending_block(&self, full: bool) -> RpcResult<Option<Block>> {
+        let view = self.consensus.chain().borrow().clone();
+        let Some(pending) = view.pending else {
+            return self.block(view.head.number(), full);
+        };
+        let txs = pending_txs(&pending, 0..pending.tx_count())?;
+        let mut logs_bloom = alloy_primitives::Bloom::ZERO;
+        for tx in &txs {
+            logs_bloom.accrue_bloom(&tx.receipt.bloom());
+        }
+        let start = &pending.start;
+        let header = alloy_consensus::Header {
+            parent_hash: start.parent_hash,
+            beneficiary: start.coinbase,
+            number: start.number,
+            gas_limit: start.gas_limit,
+            gas_used: txs.last().map_or(0, |tx| tx.receipt.cumulative_gas_used()),
+            timestamp: start.timestamp_ms / 1000,
+            base_fee_per_gas: Some(start.base_fee),
+            logs_bloom,
+            ..Default::default()
+        };
+        let size = alloy_rlp::Encodable::length(&header)
+            + pending
+                .transactions()
+                .map(|((raw, _), _)| raw.len())
+                .sum::<usize>();
+        let transactions = if full {
+            BlockTransactions::Full(
+                txs.into_iter()
+                    .map(SealedTx::into_preconfirmed_transaction)
+                    .collect(),
+            )
+        } else {
+            BlockTransactions::Hashes(txs.iter().map(|tx| tx.hash).collect())
+        };
+        Ok(Some(Block {
+            header: Header {
+                hash: B256::ZERO,
+                inner: header,
+                total_difficulty: Some(Default::default()),
+                size: Some(alloy_primitives::U256::from(size)),
+            },
+            uncles: Vec::new(),
+            transactions,
+            withdrawals: Some(Default::default()),
+        }))
     }
 
     fn tx_at(&self, number: Option<u64>, index: U64) -> RpcResult<Option<SealedTx>> {
@@ -166,7 +245,10 @@ impl EthBlocksApiServer for EthHandler {
     }
 
     fn block_by_number(&self, number: BlockNumberOrTag, full: bool) -> RpcResult<Option<Block>> {
-        self.block(self.resolve(number), full)
+        match number {
+            BlockNumberOrTag::Pending => self.pending_block(full),
+            number => self.block(self.resolve(number), full),
+        }
     }
 
     fn block_by_hash(&self, hash: B256, full: bool) -> RpcResult<Option<Block>> {
@@ -208,6 +290,11 @@ impl EthBlocksApiServer for EthHandler {
         &self,
         number: BlockNumberOrTag,
     ) -> RpcResult<Option<U64>> {
+        if number == BlockNumberOrTag::Pending
+            && let Some(pending) = self.consensus.chain().borrow().pending.clone()
+        {
+            return Ok(Some(U64::from(pending.tx_count())));
+        }
         let block = self.sealed_block(self.resolve(number))?;
         Ok(block.map(|b| U64::from(b.txs.len())))
     }

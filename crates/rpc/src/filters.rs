@@ -1,6 +1,7 @@
 //! Polling filters: `eth_newFilter`, `eth_newBlockFilter`, `eth_getFilterChanges`,
 //! `eth_getFilterLogs`, `eth_uninstallFilter`. Each filter remembers the next block
-//! it has not reported; one not polled for [`FILTER_IDLE`] is dropped.
+//! it has not reported; one not polled for [`FILTER_IDLE`] is dropped. Polls run on
+//! the RPC execution threads (`pool`), a bounded window of blocks each.
 
 use std::{
     collections::HashMap,
@@ -10,10 +11,18 @@ use std::{
 
 use alloy_primitives::U256;
 use alloy_rpc_types_eth::{Filter, FilterChanges, Log};
-use jsonrpsee::{core::RpcResult, proc_macros::rpc};
+use jsonrpsee::{
+    Extensions,
+    core::{RpcResult, async_trait},
+    proc_macros::rpc,
+};
 use parking_lot::Mutex;
 
-use crate::{EthHandler, internal, invalid_params};
+use crate::{
+    EthHandler, internal, invalid_params,
+    logs::{MAX_LOG_RANGE, MAX_LOGS},
+    pool::{timed_out, timed_out_error},
+};
 
 /// A filter nobody polls for this long is forgotten (geth's default).
 pub(crate) const FILTER_IDLE: Duration = Duration::from_secs(300);
@@ -60,17 +69,21 @@ impl Filters {
         Ok(U256::from(*counter))
     }
 
-    /// The filter `id`, with its cursor moved to `head + 1` (what it had before).
-    fn poll(&self, id: U256, head: u64) -> RpcResult<Installed> {
+    /// The filter `id` as it was, and the last block this poll reports: the head,
+    /// or fewer blocks when more than [`MAX_LOG_RANGE`] are new (a filter from block
+    /// 0 reports the chain a window per poll, never all at once). Its cursor moves
+    /// past that block.
+    fn poll(&self, id: U256, head: u64) -> RpcResult<(Installed, u64)> {
         let mut guard = self.inner.lock();
         let filter = u64::try_from(id)
             .ok()
             .and_then(|id| guard.1.get_mut(&id))
             .ok_or_else(|| invalid_params("filter not found"))?;
         let before = filter.clone();
-        filter.next = head + 1;
+        let upto = head.min(filter.next.saturating_add(MAX_LOG_RANGE - 1));
+        filter.next = filter.next.max(upto + 1);
         filter.polled = Instant::now();
-        Ok(before)
+        Ok((before, upto))
     }
 }
 
@@ -82,11 +95,11 @@ pub trait EthFilterApi {
     #[method(name = "eth_newBlockFilter")]
     fn new_block_filter(&self) -> RpcResult<U256>;
 
-    #[method(name = "eth_getFilterChanges")]
-    fn filter_changes(&self, id: U256) -> RpcResult<FilterChanges>;
+    #[method(name = "eth_getFilterChanges", with_extensions)]
+    async fn filter_changes(&self, id: U256) -> RpcResult<FilterChanges>;
 
-    #[method(name = "eth_getFilterLogs")]
-    fn filter_logs(&self, id: U256) -> RpcResult<Vec<Log>>;
+    #[method(name = "eth_getFilterLogs", with_extensions)]
+    async fn filter_logs(&self, id: U256) -> RpcResult<Vec<Log>>;
 
     #[method(name = "eth_uninstallFilter")]
     fn uninstall_filter(&self, id: U256) -> RpcResult<bool>;
@@ -98,6 +111,7 @@ impl EthHandler {
     }
 }
 
+#[async_trait]
 impl EthFilterApiServer for EthHandler {
     fn new_filter(&self, filter: Filter) -> RpcResult<U256> {
         let next = filter.get_from_block().unwrap_or(self.head() + 1);
@@ -109,9 +123,48 @@ impl EthFilterApiServer for EthHandler {
         self.filters.install(FilterKind::Blocks, self.head() + 1)
     }
 
-    fn filter_changes(&self, id: U256) -> RpcResult<FilterChanges> {
-        let head = self.head();
-        let installed = self.filters.poll(id, head)?;
+    async fn filter_changes(&self, extensions: &Extensions, id: U256) -> RpcResult<FilterChanges> {
+        let this = self.clone();
+        self.exec
+            .run(extensions, move |deadline| {
+                this.filter_changes_until(id, deadline)
+            })
+            .await
+    }
+
+    async fn filter_logs(&self, extensions: &Extensions, id: U256) -> RpcResult<Vec<Log>> {
+        let installed = {
+            let guard = self.filters.inner.lock();
+            u64::try_from(id)
+                .ok()
+                .and_then(|id| guard.1.get(&id).cloned())
+                .ok_or_else(|| invalid_params("filter not found"))?
+        };
+        match installed.kind {
+            FilterKind::Logs(filter) => {
+                let this = self.clone();
+                self.exec
+                    .run(extensions, move |deadline| {
+                        this.logs_until(&filter, deadline)
+                    })
+                    .await
+            }
+            FilterKind::Blocks => Err(invalid_params("eth_getFilterLogs needs a log filter")),
+        }
+    }
+
+    fn uninstall_filter(&self, id: U256) -> RpcResult<bool> {
+        let mut guard = self.filters.inner.lock();
+        Ok(u64::try_from(id)
+            .ok()
+            .and_then(|id| guard.1.remove(&id))
+            .is_some())
+    }
+}
+
+impl EthHandler {
+    fn filter_changes_until(&self, id: U256, deadline: Instant) -> RpcResult<FilterChanges> {
+        let (installed, head) = self.filters.poll(id, self.head())?;
         match installed.kind {
             FilterKind::Blocks => {
                 let mut hashes = Vec::new();
@@ -126,32 +179,13 @@ impl EthFilterApiServer for EthHandler {
                 let to = filter.get_to_block().map_or(head, |to| to.min(head));
                 let mut logs = Vec::new();
                 for number in installed.next..=to {
-                    self.matching_logs(number, &filter, &mut logs)?;
+                    if timed_out(deadline) {
+                        return Err(timed_out_error());
+                    }
+                    self.matching_logs(number, &filter, &mut logs, MAX_LOGS)?;
                 }
                 Ok(FilterChanges::Logs(logs))
             }
         }
-    }
-
-    fn filter_logs(&self, id: U256) -> RpcResult<Vec<Log>> {
-        let installed = {
-            let guard = self.filters.inner.lock();
-            u64::try_from(id)
-                .ok()
-                .and_then(|id| guard.1.get(&id).cloned())
-                .ok_or_else(|| invalid_params("filter not found"))?
-        };
-        match installed.kind {
-            FilterKind::Logs(filter) => crate::logs::EthLogsApiServer::logs(self, *filter),
-            FilterKind::Blocks => Err(invalid_params("eth_getFilterLogs needs a log filter")),
-        }
-    }
-
-    fn uninstall_filter(&self, id: U256) -> RpcResult<bool> {
-        let mut guard = self.filters.inner.lock();
-        Ok(u64::try_from(id)
-            .ok()
-            .and_then(|id| guard.1.remove(&id))
-            .is_some())
     }
 }

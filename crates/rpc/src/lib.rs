@@ -17,9 +17,12 @@ mod conductor;
 mod eth;
 mod fault;
 mod filters;
+mod flashblocks;
+mod ids;
 mod logs;
 mod net;
 mod pages;
+mod pool;
 mod pubsub;
 mod state;
 mod tx;
@@ -35,12 +38,13 @@ use jsonrpsee::{
 pub use baton::{BatonApiServer, BatonHandler};
 pub use call::EthCallApiServer;
 pub use conductor::{ConductorApiServer, ConductorHandler, UNAUTHORIZED};
-pub use eth::{EthBlocksApiServer, EthHandler};
+pub use eth::{DEFAULT_FLASHBLOCK_INTERVAL, EthBlocksApiServer, EthHandler};
 pub use fault::{FaultApiServer, FaultHandler, StopTask};
 pub use filters::EthFilterApiServer;
 pub use logs::EthLogsApiServer;
 pub use net::{NetApiServer, NetHandler, Web3ApiServer, Web3Handler};
 pub use pages::RenderMetrics;
+pub use pool::{ExecLimits, ExecPool, LIMIT_EXCEEDED};
 pub use pubsub::EthPubSubApiServer;
 pub use state::EthStateApiServer;
 pub use tx::{EthTxApiServer, MAX_TX_BYTES, Submitter};
@@ -49,8 +53,14 @@ pub use tx::{EthTxApiServer, MAX_TX_BYTES, Submitter};
 pub const MAX_REQUEST_BYTES: u32 = 5 * 1024 * 1024;
 /// Most calls in one JSON-RPC batch.
 pub const MAX_BATCH_LEN: u32 = 100;
-/// Most open connections (wallets, dapps, and followers forwarding writes).
-pub const MAX_CONNECTIONS: u32 = 4_096;
+/// Limits on who holds the server's sockets.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Most open connections (wallets, dapps, and followers forwarding writes).
+    pub max_connections: u32,
+    /// Most subscriptions one WebSocket connection may hold.
+    pub subscriptions_per_connection: u32,
+}
 
 /// Why the RPC server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -80,13 +90,16 @@ pub async fn serve(
     listener: std::net::TcpListener,
     admin_token: Option<Arc<str>>,
     metrics: Option<RenderMetrics>,
+    limits: &ConnectionLimits,
     handlers: Handlers,
 ) -> Result<(ServerHandle, SocketAddr), RpcError> {
     listener.set_nonblocking(true)?;
     let config = ServerConfig::builder()
         .max_request_body_size(MAX_REQUEST_BYTES)
         .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH_LEN))
-        .max_connections(MAX_CONNECTIONS)
+        .max_connections(limits.max_connections)
+        .max_subscriptions_per_connection(limits.subscriptions_per_connection)
+        .set_id_provider(ids::HexIds::default())
         .build();
     let http = tower::ServiceBuilder::new()
         .layer(pages::PagesLayer { metrics })

@@ -5,9 +5,16 @@ use alloy_consensus::ReceiptEnvelope;
 use alloy_eips::{BlockNumberOrTag, eip2718::Decodable2718};
 use alloy_primitives::keccak256;
 use alloy_rpc_types_eth::{Filter, FilterBlockOption, Log};
-use jsonrpsee::{core::RpcResult, proc_macros::rpc};
+use jsonrpsee::{
+    Extensions,
+    core::{RpcResult, async_trait},
+    proc_macros::rpc,
+};
 
-use crate::{EthHandler, internal, invalid_params};
+use crate::{
+    EthHandler, internal, invalid_params,
+    pool::{timed_out, timed_out_error},
+};
 
 /// Most blocks one `eth_getLogs` call scans.
 pub(crate) const MAX_LOG_RANGE: u64 = 10_000;
@@ -16,17 +23,20 @@ pub(crate) const MAX_LOGS: usize = 10_000;
 
 #[rpc(server)]
 pub trait EthLogsApi {
-    #[method(name = "eth_getLogs")]
-    fn logs(&self, filter: Filter) -> RpcResult<Vec<Log>>;
+    #[method(name = "eth_getLogs", with_extensions)]
+    async fn logs(&self, filter: Filter) -> RpcResult<Vec<Log>>;
 }
 
 impl EthHandler {
-    /// Every log of sealed block `number` that `filter` matches, in order.
+    /// Every log of sealed block `number` that `filter` matches, in order; an
+    /// error once `out` would hold more than `limit` (a query's result cap; a
+    /// subscription has none, so no block can end it).
     pub(crate) fn matching_logs(
         &self,
         number: u64,
         filter: &Filter,
         out: &mut Vec<Log>,
+        limit: usize,
     ) -> RpcResult<()> {
         let Some(block) = self.store.block(number).map_err(internal)? else {
             return Ok(());
@@ -45,9 +55,9 @@ impl EthHandler {
                 ReceiptEnvelope::decode_2718(&mut stored.receipt.as_slice()).map_err(internal)?;
             for log in receipt.logs() {
                 if filter.matches(log) {
-                    if out.len() >= MAX_LOGS {
+                    if out.len() >= limit {
                         return Err(invalid_params(format!(
-                            "query returned more than {MAX_LOGS} results; narrow the block range"
+                            "query returned more than {limit} results; narrow the block range"
                         )));
                     }
                     out.push(Log {
@@ -76,8 +86,25 @@ impl EthHandler {
     }
 }
 
+#[async_trait]
 impl EthLogsApiServer for EthHandler {
-    fn logs(&self, filter: Filter) -> RpcResult<Vec<Log>> {
+    async fn logs(&self, extensions: &Extensions, filter: Filter) -> RpcResult<Vec<Log>> {
+        let this = self.clone();
+        self.exec
+            .run(extensions, move |deadline| {
+                this.logs_until(&filter, deadline)
+            })
+            .await
+    }
+}
+
+impl EthHandler {
+    /// `eth_getLogs`, giving up at `deadline`.
+    pub(crate) fn logs_until(
+        &self,
+        filter: &Filter,
+        deadline: std::time::Instant,
+    ) -> RpcResult<Vec<Log>> {
         let head = self.consensus.chain().borrow().head.number();
         let mut out = Vec::new();
         match &filter.block_option {
@@ -87,7 +114,7 @@ impl EthLogsApiServer for EthHandler {
                     .block_number(*hash)
                     .map_err(internal)?
                     .ok_or_else(|| invalid_params(format!("unknown block {hash}")))?;
-                self.matching_logs(number, &filter, &mut out)?;
+                self.matching_logs(number, filter, &mut out, MAX_LOGS)?;
             }
             FilterBlockOption::Range {
                 from_block,
@@ -110,7 +137,10 @@ impl EthLogsApiServer for EthHandler {
                     )));
                 }
                 for number in from..=to {
-                    self.matching_logs(number, &filter, &mut out)?;
+                    if timed_out(deadline) {
+                        return Err(timed_out_error());
+                    }
+                    self.matching_logs(number, filter, &mut out, MAX_LOGS)?;
                 }
             }
         }

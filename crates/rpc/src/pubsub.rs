@@ -1,6 +1,8 @@
 //! `eth_subscribe` over WebSocket: `newHeads` and `logs`, pushed as blocks are
-//! sealed (hence committed: DESIGN invariant 1). A slow subscriber is dropped
-//! rather than allowed to hold the node's memory.
+//! sealed (hence committed: DESIGN invariant 1), and the preconfirmation streams
+//! `newFlashblocks`, `newFlashblockTransactions` and `pendingLogs`, pushed as
+//! committed batches apply (`flashblocks`). A slow subscriber is dropped rather
+//! than allowed to hold the node's memory.
 
 use std::time::Duration;
 
@@ -12,7 +14,11 @@ use jsonrpsee::{
 };
 use serde_json::value::to_raw_value;
 
-use crate::{EthHandler, invalid_params};
+use crate::{
+    EthHandler,
+    flashblocks::{self, Stream},
+    invalid_params,
+};
 
 /// How long one notification may wait for a subscriber before it is dropped.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -36,13 +42,32 @@ impl EthPubSubApiServer for EthHandler {
         kind: String,
         filter: Option<Filter>,
     ) -> SubscriptionResult {
+        let preconfirmations = match kind.as_str() {
+            "newFlashblocks" => Some(Stream::Flashblocks),
+            "newFlashblockTransactions" => Some(Stream::Transactions),
+            "pendingLogs" => Some(Stream::PendingLogs(Box::new(
+                filter.clone().unwrap_or_default(),
+            ))),
+            _ => None,
+        };
+        if let Some(stream) = preconfirmations {
+            let sink = pending.accept().await?;
+            tokio::spawn(flashblocks::run(
+                self.clone(),
+                sink,
+                stream,
+                self.flashblock_interval,
+            ));
+            return Ok(());
+        }
         let kind = match kind.as_str() {
             "newHeads" => Kind::NewHeads,
             "logs" => Kind::Logs(Box::new(filter.unwrap_or_default())),
             other => {
                 pending
                     .reject(invalid_params(format!(
-                        "unsupported subscription {other:?}: use newHeads or logs"
+                        "unsupported subscription {other:?}: use newHeads, logs, \
+                         newFlashblocks, newFlashblockTransactions or pendingLogs"
                     )))
                     .await;
                 return Ok(());
@@ -109,7 +134,7 @@ impl EthHandler {
             }
             Kind::Logs(filter) => {
                 let mut logs = Vec::new();
-                self.matching_logs(number, filter, &mut logs)?;
+                self.matching_logs(number, filter, &mut logs, usize::MAX)?;
                 Ok(logs.iter().map(to_raw_value).collect())
             }
         }

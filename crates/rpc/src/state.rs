@@ -17,7 +17,12 @@ use alloy_serde::storage::JsonStorageKey;
 use alloy_trie::{EMPTY_ROOT_HASH, KECCAK_EMPTY};
 use baton_execution::{CallBlock, CallContext, StateAt, StoreDb, next_base_fee, prove};
 use baton_storage::AccountRecord;
-use jsonrpsee::{core::RpcResult, proc_macros::rpc, types::ErrorObjectOwned};
+use jsonrpsee::{
+    Extensions,
+    core::{RpcResult, async_trait},
+    proc_macros::rpc,
+    types::ErrorObjectOwned,
+};
 use revm::database_interface::DatabaseRef;
 
 use crate::{EthHandler, internal, invalid_params};
@@ -93,8 +98,8 @@ pub trait EthStateApi {
     #[method(name = "eth_maxPriorityFeePerGas")]
     fn max_priority_fee_per_gas(&self) -> RpcResult<U256>;
 
-    #[method(name = "eth_feeHistory")]
-    fn fee_history(
+    #[method(name = "eth_feeHistory", with_extensions)]
+    async fn fee_history(
         &self,
         block_count: U64,
         newest_block: BlockNumberOrTag,
@@ -178,6 +183,7 @@ impl EthHandler {
     }
 }
 
+#[async_trait]
 impl EthStateApiServer for EthHandler {
     fn balance(&self, address: Address, block: Option<BlockId>) -> RpcResult<U256> {
         let account = self.state(block)?.basic_ref(address).map_err(internal)?;
@@ -276,7 +282,35 @@ impl EthStateApiServer for EthHandler {
         Ok(U256::from(SUGGESTED_TIP))
     }
 
-    fn fee_history(
+    async fn fee_history(
+        &self,
+        extensions: &Extensions,
+        block_count: U64,
+        newest_block: BlockNumberOrTag,
+        reward_percentiles: Option<Vec<f64>>,
+    ) -> RpcResult<FeeHistory> {
+        let this = self.clone();
+        self.exec
+            .run(extensions, move |_| {
+                this.fee_history_now(block_count, newest_block, reward_percentiles)
+            })
+            .await
+    }
+
+    fn syncing(&self) -> RpcResult<SyncStatus> {
+        // A follower applies blocks as they commit; there is no separate sync phase.
+        Ok(SyncStatus::None)
+    }
+
+    fn accounts(&self) -> RpcResult<Vec<Address>> {
+        // Nodes hold no user keys.
+        Ok(Vec::new())
+    }
+}
+
+impl EthHandler {
+    /// `eth_feeHistory`, on an execution thread.
+    fn fee_history_now(
         &self,
         block_count: U64,
         newest_block: BlockNumberOrTag,
@@ -335,15 +369,5 @@ impl EthStateApiServer for EthHandler {
             history.reward = Some(rewards);
         }
         Ok(history)
-    }
-
-    fn syncing(&self) -> RpcResult<SyncStatus> {
-        // A follower applies blocks as they commit; there is no separate sync phase.
-        Ok(SyncStatus::None)
-    }
-
-    fn accounts(&self) -> RpcResult<Vec<Address>> {
-        // Nodes hold no user keys.
-        Ok(Vec::new())
     }
 }

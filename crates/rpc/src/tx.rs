@@ -18,8 +18,9 @@ use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::{B256, Bytes};
 use alloy_rpc_types_eth::{Log, Transaction, TransactionReceipt};
 use baton_consensus::Consensus;
+use baton_execution::PendingBlock;
 use baton_sequencer::{AdmissionError, SubmitHandle};
-use baton_storage::StoredReceipt;
+use baton_storage::{Store, StoredReceipt};
 use jsonrpsee::{
     core::{RpcResult, async_trait, client::ClientT},
     http_client::{HttpClient, HttpClientBuilder},
@@ -119,22 +120,56 @@ fn precheck(raw: &Bytes) -> RpcResult<()> {
 #[derive(Debug, Clone)]
 pub struct Submitter {
     consensus: Consensus,
+    store: Store,
     submit: SubmitHandle,
     forwarder: Forwarder,
 }
 
 impl Submitter {
-    pub fn new(consensus: Consensus, submit: SubmitHandle) -> Self {
+    pub fn new(consensus: Consensus, store: Store, submit: SubmitHandle) -> Self {
         Self {
             consensus,
+            store,
             submit,
             forwarder: Forwarder::default(),
         }
     }
 
-    /// Submits to this node's sequencer, if it leads; never forwards.
+    /// Whether this node's applied chain holds `hash`: in the open block or sealed.
+    fn applied_here(&self, hash: B256) -> RpcResult<bool> {
+        let in_open_block = self
+            .consensus
+            .chain()
+            .borrow()
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.transactions().any(|(_, tx)| tx.hash == hash));
+        Ok(in_open_block || self.store.tx_location(hash).map_err(internal)?.is_some())
+    }
+
+    /// Read-your-writes: once a forwarded write is acknowledged (the leader applied
+    /// it), waits until this node applied it too, so the caller's next read here
+    /// (its pending nonce, the transaction) already sees it. A follower normally
+    /// trails by one append round trip; after [`FORWARD_PATIENCE`] it answers anyway
+    /// (the write is committed; only this node's view lags).
+    async fn applied_locally(&self, hash: B256) -> RpcResult<()> {
+        let deadline = Instant::now() + FORWARD_PATIENCE;
+        let mut chain = self.consensus.chain();
+        while !self.applied_here(hash)? {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, chain.changed()).await.is_err() {
+                tracing::debug!(%hash, "acknowledged by the leader, not applied here yet");
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Submits to this node's sequencer, if it leads with a quorum behind it (a
+    /// leader cut off from the others refuses at once rather than holding the
+    /// write until the partition heals); never forwards.
     async fn submit_here(&self, raw: Bytes) -> Result<B256, AdmissionError> {
-        if !self.consensus.is_leader() {
+        if !self.consensus.leads_with_quorum() {
             return Err(AdmissionError::NotLeader);
         }
         self.submit.submit(raw).await
@@ -162,7 +197,10 @@ impl Submitter {
                     .request::<B256, _>("baton_submitRawTransaction", rpc_params![raw.clone()])
                     .await;
                 match forwarded {
-                    Ok(hash) => return Ok(hash),
+                    Ok(hash) => {
+                        self.applied_locally(hash).await?;
+                        return Ok(hash);
+                    }
                     Err(jsonrpsee::core::ClientError::Call(e)) if e.code() != NOT_LEADER => {
                         return Err(e);
                     }
@@ -203,6 +241,23 @@ impl EthHandler {
         Ok(self
             .sealed_txs_in(number, index..index + 1)?
             .and_then(|txs| txs.into_iter().next()))
+    }
+
+    /// The transaction at `hash` if it is sealed, else if the open block holds it
+    /// (preconfirmed: committed, so final, but its block not sealed yet — its
+    /// block hash reads as zero until then, as Base's flashblocks RPC answers).
+    fn known_tx(&self, hash: B256) -> RpcResult<Option<SealedTx>> {
+        if let Some(sealed) = self.sealed_tx(hash)? {
+            return Ok(Some(sealed));
+        }
+        let Some(pending) = self.consensus.chain().borrow().pending.clone() else {
+            return Ok(None);
+        };
+        let at = pending.transactions().position(|(_, tx)| tx.hash == hash);
+        Ok(match at {
+            Some(index) => pending_txs(&pending, index..index + 1)?.pop(),
+            None => None,
+        })
     }
 
     /// Every transaction of sealed block `number` with its receipt record.
@@ -264,25 +319,79 @@ impl EthHandler {
     }
 }
 
-/// A sealed transaction with everything its RPC shapes need.
+/// The transactions at positions `wanted` of the open block `pending`, as
+/// applied: committed (so final), their block hash zero until it is sealed.
+pub(crate) fn pending_txs(
+    pending: &PendingBlock,
+    wanted: std::ops::Range<usize>,
+) -> RpcResult<Vec<SealedTx>> {
+    let mut first_log_index = 0u64;
+    let mut out = Vec::new();
+    for (index, ((raw, sender), executed)) in pending.transactions().enumerate().take(wanted.end) {
+        let logs = executed.receipt.logs().len() as u64;
+        if index < wanted.start {
+            first_log_index += logs;
+            continue;
+        }
+        let tx = TxEnvelope::decode_2718(&mut raw.as_ref()).map_err(internal)?;
+        out.push(SealedTx {
+            hash: executed.hash,
+            block_hash: B256::ZERO,
+            number: pending.start.number,
+            timestamp: pending.start.timestamp_ms / 1000,
+            index: index as u64,
+            tx: Recovered::new_unchecked(tx, *sender),
+            receipt: executed.receipt.clone(),
+            stored: StoredReceipt {
+                receipt: Vec::new(),
+                sender: *sender,
+                gas_used: executed.gas_used,
+                effective_gas_price: executed.effective_gas_price,
+                contract_address: executed.contract_address,
+            },
+            first_log_index,
+        });
+        first_log_index += logs;
+    }
+    Ok(out)
+}
+
+/// A transaction in a block (sealed, or the open one: then its block hash is
+/// zero) with everything its RPC shapes need.
+#[derive(Debug, Clone)]
 pub(crate) struct SealedTx {
-    hash: B256,
-    block_hash: B256,
-    number: u64,
+    pub(crate) hash: B256,
+    pub(crate) block_hash: B256,
+    pub(crate) number: u64,
     timestamp: u64,
-    index: u64,
-    tx: Recovered<TxEnvelope>,
-    receipt: ReceiptEnvelope,
+    pub(crate) index: u64,
+    pub(crate) tx: Recovered<TxEnvelope>,
+    pub(crate) receipt: ReceiptEnvelope,
     stored: StoredReceipt,
     first_log_index: u64,
 }
 
 impl SealedTx {
+    /// As geth shows it: a transaction of the open block has no block fields yet.
     pub(crate) fn into_rpc_transaction(self) -> Transaction {
+        let sealed = !self.block_hash.is_zero();
+        let mut tx = self.into_preconfirmed_transaction();
+        if !sealed {
+            tx.block_number = None;
+            tx.transaction_index = None;
+            tx.block_timestamp = None;
+        }
+        tx
+    }
+
+    /// As a preconfirmation shows it: its block number and position are final
+    /// before its block is sealed (the block hash is unknown until then).
+    pub(crate) fn into_preconfirmed_transaction(self) -> Transaction {
+        let sealed = !self.block_hash.is_zero();
         Transaction {
             effective_gas_price: Some(self.stored.effective_gas_price),
             inner: self.tx,
-            block_hash: Some(self.block_hash),
+            block_hash: sealed.then_some(self.block_hash),
             block_number: Some(self.number),
             transaction_index: Some(self.index),
             block_timestamp: Some(self.timestamp),
@@ -336,15 +445,18 @@ impl EthTxApiServer for EthHandler {
     }
 
     fn transaction_by_hash(&self, hash: B256) -> RpcResult<Option<Transaction>> {
-        Ok(self.sealed_tx(hash)?.map(SealedTx::into_rpc_transaction))
+        Ok(self.known_tx(hash)?.map(SealedTx::into_rpc_transaction))
     }
 
     fn raw_transaction_by_hash(&self, hash: B256) -> RpcResult<Option<Bytes>> {
-        Ok(self.sealed_tx(hash)?.map(|sealed| {
+        Ok(self.known_tx(hash)?.map(|sealed| {
             alloy_eips::eip2718::Encodable2718::encoded_2718(sealed.tx.inner()).into()
         }))
     }
 
+    /// Sealed receipts only, as geth: a client that waits for a receipt and then
+    /// reads `latest` must see the transaction's effects. The preconfirmed receipt
+    /// comes from `eth_sendRawTransactionSync`.
     fn transaction_receipt(&self, hash: B256) -> RpcResult<Option<TransactionReceipt>> {
         Ok(self.sealed_tx(hash)?.map(SealedTx::into_rpc_receipt))
     }
@@ -363,8 +475,8 @@ impl EthTxApiServer for EthHandler {
         let deadline = Instant::now() + timeout;
         let mut chain = self.consensus.chain();
         loop {
-            if let Some(sealed) = self.sealed_tx(hash)? {
-                return Ok(sealed.into_rpc_receipt());
+            if let Some(known) = self.known_tx(hash)? {
+                return Ok(known.into_rpc_receipt());
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || tokio::time::timeout(left, chain.changed()).await.is_err() {
@@ -372,7 +484,7 @@ impl EthTxApiServer for EthHandler {
                 return Err(ErrorObjectOwned::owned(
                     4,
                     format!(
-                        "the transaction was added to the chain but its block was not sealed within {}ms",
+                        "the transaction was accepted but not applied on this node within {}ms",
                         timeout.as_millis()
                     ),
                     Some(hash),

@@ -1,9 +1,10 @@
 //! Admission: how transactions reach the leader's batches.
 //!
 //! ```text
-//!  RPC ──Submission──▶ mpsc ──▶ leader loop: take what waits (≤ MAX_BATCH) ──▶ execute each on
-//!                                the speculative block (applied + proposed) ──▶ batch
-//!  reply(hash) ◀── only after the batch's Transactions entry is committed and applied
+//!  RPC ──Submission──▶ mpsc ──▶ leader loop: take what waits (≤ MAX_BATCH, ≤ BATCH_WINDOW)
+//!                                ──▶ execute each on the speculative block (applied + proposed)
+//!                                ──▶ propose the batch; up to MAX_IN_FLIGHT batches replicate at once
+//!  reply(hash) ◀── only after the batch's Transactions entry is committed
 //! ```
 //!
 //! DESIGN invariant 3: a hash is returned only for a committed transaction, and a
@@ -17,6 +18,13 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Most transactions in one `Transactions` entry.
 pub const MAX_BATCH: usize = 2_000;
+
+/// Longest a batch waits for more transactions while earlier batches replicate
+/// (with nothing in flight, a batch is proposed at once).
+pub const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Most batches proposed and not yet committed at once.
+pub const MAX_IN_FLIGHT: usize = 4;
 
 /// Why a submitted transaction was not acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,8 +42,10 @@ pub enum AdmissionError {
 pub enum Execution {
     /// It executed: it can join the batch.
     Executed,
-    /// It is in the chain already: committed, or in the open block.
+    /// It is in the chain already: committed, in a sealed or the open block.
     InChain,
+    /// It is in a batch proposed (or being built) and not committed yet.
+    Proposed,
     /// Valid, but the open block has no room left for it.
     BlockFull,
     /// Its nonce is ahead of its sender's next one.
@@ -58,14 +68,12 @@ pub enum Disposition {
 }
 
 /// DESIGN invariant 3: decides a submission's fate from how it executed.
-/// `in_this_batch` says whether the same transaction already joined the batch
-/// being built (not yet committed).
-pub fn dispose(hash: B256, execution: Execution, in_this_batch: bool) -> Disposition {
+pub fn dispose(hash: B256, execution: Execution) -> Disposition {
     match execution {
         Execution::Executed => Disposition::Include,
         // A duplicate of a transaction that has not committed yet: its own
-        // caller gets the hash, this one is told it is known.
-        Execution::InChain if in_this_batch => {
+        // caller gets the hash once it commits, this one is told it is known.
+        Execution::Proposed => {
             Disposition::Reply(Err(AdmissionError::Refused("already known".into())))
         }
         // A wallet retrying across a failover: already committed means acknowledged.
@@ -129,25 +137,24 @@ mod tests {
     /// DESIGN invariant 3: an executed transaction is answered only with its batch.
     #[test]
     fn an_executed_transaction_joins_the_batch() {
-        assert_eq!(
-            dispose(HASH, Execution::Executed, false),
-            Disposition::Include
-        );
+        assert_eq!(dispose(HASH, Execution::Executed), Disposition::Include);
     }
 
     /// DESIGN invariant 3: a resend of a committed transaction gets its hash.
     #[test]
     fn a_committed_transaction_is_acknowledged_again() {
         assert_eq!(
-            dispose(HASH, Execution::InChain, false),
+            dispose(HASH, Execution::InChain),
             Disposition::Reply(Ok(HASH))
         );
     }
 
+    /// DESIGN invariant 3: a duplicate of an uncommitted transaction is not
+    /// acknowledged ahead of its commit.
     #[test]
-    fn a_duplicate_within_the_batch_is_already_known() {
+    fn a_duplicate_of_a_proposed_transaction_is_already_known() {
         assert_eq!(
-            dispose(HASH, Execution::InChain, true),
+            dispose(HASH, Execution::Proposed),
             Disposition::Reply(Err(AdmissionError::Refused("already known".into())))
         );
     }
@@ -156,23 +163,20 @@ mod tests {
     #[test]
     fn a_refused_transaction_is_answered_with_why() {
         assert_eq!(
-            dispose(HASH, Execution::Refused("nonce too low".into()), false),
+            dispose(HASH, Execution::Refused("nonce too low".into())),
             Disposition::Reply(Err(AdmissionError::Refused("nonce too low".into())))
         );
     }
 
     #[test]
     fn a_transaction_for_a_full_block_waits_for_the_next() {
-        assert_eq!(
-            dispose(HASH, Execution::BlockFull, false),
-            Disposition::Overflow
-        );
+        assert_eq!(dispose(HASH, Execution::BlockFull), Disposition::Overflow);
     }
 
     #[test]
     fn a_nonce_ahead_waits_on_its_gap() {
         assert_eq!(
-            dispose(HASH, Execution::NonceAhead { nonce: 9 }, false),
+            dispose(HASH, Execution::NonceAhead { nonce: 9 }),
             Disposition::Park { nonce: 9 }
         );
     }

@@ -1,95 +1,139 @@
 //! Admission into the open block: executes waiting transactions on the speculative
 //! block and does what [`dispose`] decides for each (DESIGN invariant 3).
 
-use std::{
-    collections::HashSet,
-    time::{Duration, Instant},
-};
+use std::{collections::HashSet, time::Instant};
 
-use alloy_primitives::{Address, B256, Bytes, keccak256};
-use baton_consensus::ChainView;
+use alloy_primitives::{Address, Bytes, keccak256};
+use baton_consensus::{BatchKey, ChainView};
 use baton_execution::{BlockBuilder, TxError};
 use baton_primitives::{SequencerEntry, TxBatch, clock::now_ms};
-use tokio::sync::oneshot;
 
 use crate::{
-    admission::{AdmissionError, Disposition, Execution, MAX_BATCH, Submission, dispose},
+    admission::{
+        AdmissionError, BATCH_WINDOW, Disposition, Execution, MAX_BATCH, MAX_IN_FLIGHT, Submission,
+        dispose,
+    },
     gaps::GAP_PATIENCE,
     policy::StopReason,
-    produce::Producer,
+    produce::{InFlight, Producer, Reply},
 };
-
-type Reply = oneshot::Sender<Result<B256, AdmissionError>>;
 
 /// A batch admitted into the speculative block, not yet proposed.
 #[derive(Debug, Default)]
 struct Admitted {
     txs: Vec<(Bytes, Address)>,
-    /// Callers to answer once the batch commits.
-    waiting: Vec<(B256, Reply)>,
+    /// Callers to answer once the batch is applied.
+    waiting: Vec<(alloy_primitives::B256, Reply)>,
+}
+
+/// What the admitting leader woke up for.
+enum Event {
+    Submitted(Option<Submission>),
+    Applied(Result<u64, baton_consensus::ConsensusError>),
+    TimedOut,
 }
 
 impl Producer<'_> {
     /// Admits waiting transactions into the open block until `until_ms`: one batch,
-    /// proposed and committed before its callers hear their hashes (invariant 3).
+    /// executed on the speculative block and proposed behind those in flight; its
+    /// callers hear their hashes once it is applied (invariant 3).
     pub(crate) async fn admit(
         &mut self,
         view: &ChainView,
         until_ms: u64,
     ) -> Result<(), StopReason> {
-        let mut wait = Duration::from_millis(until_ms.saturating_sub(now_ms()));
+        let mut wait = std::time::Duration::from_millis(until_ms.saturating_sub(now_ms()));
         if !self.gaps.is_empty() {
             self.release_gaps(view)?;
             // Wake up to expire what waits on a gap that never fills.
             wait = wait.min(GAP_PATIENCE / 4);
         }
+        if self.in_flight.len() >= MAX_IN_FLIGHT {
+            return self.settle_front().await;
+        }
         let first = match self.carried.pop_front() {
             Some(first) => first,
-            None => tokio::select! {
-                _ = tokio::time::sleep(wait) => return Ok(()),
-                _ = self.chain.changed() => return Ok(()),
-                next = self.seq.submissions.recv() => next.ok_or(StopReason::Closed)?,
+            None => match self.next_event(wait).await {
+                Event::Submitted(Some(first)) => first,
+                Event::Submitted(None) => return Err(StopReason::Closed),
+                // The front batch applied: the next step answers its callers.
+                Event::Applied(Ok(_)) | Event::TimedOut => return Ok(()),
+                Event::Applied(Err(e)) => return Err(self.abandon(e)),
             },
         };
-        let batch = self.collect(first);
+        let batch = self.collect(first).await;
         let admitted = self.execute(view, batch)?;
         if admitted.txs.is_empty() {
             return Ok(());
         }
+        let Some(builder) = self.speculative.as_mut() else {
+            unreachable!("execute fills it");
+        };
+        // Execute once: the state machine applies this batch from these results.
+        let key = BatchKey {
+            term: self.term.term(),
+            leader: self.seq.consensus.node_id(),
+            block: builder.start().number,
+            first: builder.txs().len() - admitted.txs.len(),
+        };
+        self.executed.add_batch(key, builder.take_executed());
         let entry = SequencerEntry::Transactions(TxBatch { txs: admitted.txs });
-        match self.propose(entry).await {
-            Ok(_) => {
-                for (hash, reply) in admitted.waiting {
-                    let _ = reply.send(Ok(hash));
-                }
+        match self.seq.consensus.propose(&self.term, entry).await {
+            Ok(proposal) => {
+                self.proposed
+                    .extend(admitted.waiting.iter().map(|(hash, _)| *hash));
+                self.in_flight.push_back(InFlight {
+                    proposal,
+                    waiting: admitted.waiting,
+                });
                 Ok(())
             }
-            Err(stop) => {
-                // Not committed by us: the callers must find the new leader, which
-                // either holds the batch (and answers a resubmission with the hash)
-                // or not.
+            Err(e) => {
                 for (_, reply) in admitted.waiting {
                     let _ = reply.send(Err(AdmissionError::NotLeader));
                 }
-                Err(stop)
+                Err(self.abandon(e))
             }
         }
     }
 
+    /// Waits at most `wait` for a submission or for the oldest batch in flight to
+    /// be applied.
+    async fn next_event(&mut self, wait: std::time::Duration) -> Event {
+        let in_flight = &mut self.in_flight;
+        let front = async {
+            match in_flight.front_mut() {
+                Some(front) => front.proposal.applied().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => Event::TimedOut,
+            applied = front => Event::Applied(applied),
+            next = self.seq.submissions.recv() => Event::Submitted(next),
+        }
+    }
+
     /// `first`, then whatever else is already waiting (carried over first), up to
-    /// [`MAX_BATCH`]. No waiting: under load, submissions pile up while the previous
-    /// batch replicates, and that is the batch.
-    fn collect(&mut self, first: Submission) -> Vec<Submission> {
+    /// [`MAX_BATCH`]. With nothing in flight the batch goes at once; while earlier
+    /// batches replicate it gathers for at most [`BATCH_WINDOW`].
+    async fn collect(&mut self, first: Submission) -> Vec<Submission> {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH
             && let Some(next) = self.carried.pop_front()
         {
             batch.push(next);
         }
-        while batch.len() < MAX_BATCH
-            && let Ok(next) = self.seq.submissions.try_recv()
-        {
-            batch.push(next);
+        let cut = tokio::time::Instant::now() + BATCH_WINDOW;
+        while batch.len() < MAX_BATCH {
+            match self.seq.submissions.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) if self.in_flight.is_empty() => break,
+                Err(_) => match tokio::time::timeout_at(cut, self.seq.submissions.recv()).await {
+                    Ok(Some(next)) => batch.push(next),
+                    Ok(None) | Err(_) => break,
+                },
+            }
         }
         batch
     }
@@ -110,14 +154,16 @@ impl Producer<'_> {
         let mut batch = batch.into_iter();
         while let Some(submission) = batch.next() {
             let hash = keccak256(&submission.raw);
-            let in_chain = self
-                .seq
-                .store
-                .tx_location(hash)
-                .map_err(|e| StopReason::Execution(e.to_string()))?
-                .is_some()
-                || builder.contains(&hash);
-            let execution = if in_chain {
+            let execution = if this_batch.contains(&hash) || self.proposed.contains(&hash) {
+                Execution::Proposed
+            } else if builder.contains(&hash)
+                || self
+                    .seq
+                    .store
+                    .tx_location(hash)
+                    .map_err(|e| StopReason::Execution(e.to_string()))?
+                    .is_some()
+            {
                 Execution::InChain
             } else {
                 match builder.execute(&submission.raw, submission.sender) {
@@ -128,7 +174,7 @@ impl Producer<'_> {
                     Err(refused) => Execution::Refused(refused.to_string()),
                 }
             };
-            match dispose(hash, execution, this_batch.contains(&hash)) {
+            match dispose(hash, execution) {
                 Disposition::Include => {
                     this_batch.insert(hash);
                     admitted.txs.push((submission.raw, submission.sender));
@@ -147,13 +193,18 @@ impl Producer<'_> {
                 }
                 Disposition::Park { nonce } => {
                     let sender = submission.sender;
-                    if let Err((submission, why)) =
-                        self.gaps
-                            .park(sender, nonce, hash, submission, Instant::now())
-                    {
+                    if let Err((submission, why)) = self.gaps.park(
+                        sender,
+                        nonce,
+                        hash,
+                        submission.raw.len(),
+                        submission,
+                        Instant::now(),
+                    ) {
                         let refused = AdmissionError::Refused(why.message().into());
                         let _ = submission.reply.send(Err(refused));
                     }
+                    metrics::gauge!("baton_gap_queue_bytes").set(self.gaps.bytes() as f64);
                 }
             }
         }
@@ -177,18 +228,26 @@ impl Producer<'_> {
         for submission in released.ready.into_iter().rev() {
             self.carried.push_front(submission);
         }
+        metrics::gauge!("baton_gap_queue_bytes").set(self.gaps.bytes() as f64);
         Ok(())
     }
 
-    /// Rebuilds the speculative block from the store when it does not match what
-    /// was applied (a new leader, or a block opened since).
+    /// Builds the speculative block from the store when there is none (a new
+    /// term, or a block opened since). Within a term the log holds only this
+    /// leader's proposals, so applied state plus what is in flight is exactly it.
     fn ensure_speculative(&mut self, view: &ChainView) -> Result<(), StopReason> {
-        if self
-            .speculative
-            .as_ref()
-            .is_none_or(|b| b.txs().len() != view.open_txs())
-        {
-            self.speculative = Some(self.replay_open_block()?);
+        match &self.speculative {
+            Some(builder) => debug_assert!(
+                Some(builder.start()) == view.open() && builder.txs().len() >= view.open_txs(),
+                "invariant 3: the speculative block is the open block plus what is proposed"
+            ),
+            None => {
+                debug_assert!(
+                    self.in_flight.is_empty(),
+                    "a block opens with nothing in flight"
+                );
+                self.speculative = Some(self.replay_open_block()?);
+            }
         }
         Ok(())
     }
@@ -207,6 +266,7 @@ impl Producer<'_> {
 
     /// Answers everyone still waiting: this node no longer leads.
     pub(crate) fn refuse_waiting(&mut self) {
+        let _ = self.abandon(baton_consensus::ConsensusError::NotLeader { leader: None });
         let waiting: Vec<Submission> = self.carried.drain(..).chain(self.gaps.drain()).collect();
         for submission in waiting {
             let _ = submission.reply.send(Err(AdmissionError::NotLeader));

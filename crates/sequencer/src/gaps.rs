@@ -13,9 +13,11 @@ use alloy_primitives::{Address, B256};
 /// to fill: under the forwarding patience of a follower (2 s), so its caller gets
 /// this node's answer rather than a timeout.
 pub const GAP_PATIENCE: Duration = Duration::from_millis(1_500);
-/// Most transactions waiting on nonce gaps, per sender and in all.
+/// Most transactions waiting on nonce gaps, per sender and in all, and most bytes
+/// of them in all (10k transactions of the largest size would be over 1 GiB).
 pub const MAX_GAPPED_PER_SENDER: usize = 64;
 pub const MAX_GAPPED: usize = 10_000;
+pub const MAX_GAPPED_BYTES: usize = 32 << 20;
 
 /// Why a transaction may not wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,7 +26,7 @@ pub enum Refusal {
     AlreadyKnown,
     /// Another transaction with that nonce waits (replacement is not supported).
     Underpriced,
-    /// The queue is full, for this sender or in all.
+    /// The queue is full, for this sender or in all (by count or bytes).
     Full,
 }
 
@@ -43,6 +45,7 @@ impl Refusal {
 struct Waiting<T> {
     since: Instant,
     hash: B256,
+    bytes: usize,
     item: T,
 }
 
@@ -60,6 +63,8 @@ pub struct Released<T> {
 pub struct Gaps<T> {
     by_sender: HashMap<Address, BTreeMap<u64, Waiting<T>>>,
     len: usize,
+    /// The size of every waiting transaction, summed.
+    bytes: usize,
 }
 
 impl<T> Default for Gaps<T> {
@@ -67,6 +72,7 @@ impl<T> Default for Gaps<T> {
         Self {
             by_sender: HashMap::new(),
             len: 0,
+            bytes: 0,
         }
     }
 }
@@ -80,13 +86,19 @@ impl<T> Gaps<T> {
         self.len == 0
     }
 
-    /// Parks `item` (transaction `hash` from `sender` with `nonce`), or gives it back
-    /// with why it may not wait.
+    /// The size of every waiting transaction, summed.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Parks `item` (transaction `hash` of `bytes` bytes from `sender` with
+    /// `nonce`), or gives it back with why it may not wait.
     pub fn park(
         &mut self,
         sender: Address,
         nonce: u64,
         hash: B256,
+        bytes: usize,
         item: T,
         now: Instant,
     ) -> Result<(), (T, Refusal)> {
@@ -99,7 +111,10 @@ impl<T> Gaps<T> {
             };
             return Err((item, why));
         }
-        if self.len >= MAX_GAPPED || queue.len() >= MAX_GAPPED_PER_SENDER {
+        if self.len >= MAX_GAPPED
+            || queue.len() >= MAX_GAPPED_PER_SENDER
+            || self.bytes + bytes > MAX_GAPPED_BYTES
+        {
             return Err((item, Refusal::Full));
         }
         queue.insert(
@@ -107,10 +122,12 @@ impl<T> Gaps<T> {
             Waiting {
                 since: now,
                 hash,
+                bytes,
                 item,
             },
         );
         self.len += 1;
+        self.bytes += bytes;
         Ok(())
     }
 
@@ -132,14 +149,18 @@ impl<T> Gaps<T> {
             while let Some(entry) = queue.first_entry() {
                 let nonce = *entry.key();
                 if nonce <= next {
-                    released.ready.push(entry.remove().item);
+                    let waiting = entry.remove();
+                    self.bytes -= waiting.bytes;
+                    released.ready.push(waiting.item);
                     next = nonce + 1;
                 } else if now.saturating_duration_since(entry.get().since) >= GAP_PATIENCE {
                     let why = format!(
                         "nonce too high: tx nonce {nonce} waited {}ms for nonce {next}",
                         GAP_PATIENCE.as_millis()
                     );
-                    released.expired.push((entry.remove().item, why));
+                    let waiting = entry.remove();
+                    self.bytes -= waiting.bytes;
+                    released.expired.push((waiting.item, why));
                 } else {
                     break;
                 }
@@ -160,6 +181,7 @@ impl<T> Gaps<T> {
     /// Empties the queue (this node stops leading).
     pub fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
         self.len = 0;
+        self.bytes = 0;
         self.by_sender
             .drain()
             .flat_map(|(_, queue)| queue.into_values().map(|w| w.item))
@@ -182,8 +204,9 @@ mod tests {
     fn a_parked_transaction_runs_once_the_gap_fills() {
         let now = Instant::now();
         let mut gaps = Gaps::default();
-        gaps.park(ALICE, 6, hash(6), "six", now).expect("park");
-        gaps.park(ALICE, 5, hash(5), "five", now).expect("park");
+        gaps.park(ALICE, 6, hash(6), 100, "six", now).expect("park");
+        gaps.park(ALICE, 5, hash(5), 100, "five", now)
+            .expect("park");
         let still = gaps
             .release(now, |_| Ok::<_, Infallible>(4))
             .expect("release");
@@ -199,7 +222,8 @@ mod tests {
     fn a_gap_that_never_fills_expires_with_a_clear_error() {
         let now = Instant::now();
         let mut gaps = Gaps::default();
-        gaps.park(ALICE, 9, hash(9), "nine", now).expect("park");
+        gaps.park(ALICE, 9, hash(9), 100, "nine", now)
+            .expect("park");
         let later = now + GAP_PATIENCE;
         let out = gaps
             .release(later, |_| Ok::<_, Infallible>(3))
@@ -217,13 +241,13 @@ mod tests {
     fn the_same_transaction_twice_is_already_known_and_another_is_underpriced() {
         let now = Instant::now();
         let mut gaps = Gaps::default();
-        gaps.park(ALICE, 7, hash(7), 1, now).expect("park");
+        gaps.park(ALICE, 7, hash(7), 100, 1, now).expect("park");
         assert_eq!(
-            gaps.park(ALICE, 7, hash(7), 2, now).map_err(|e| e.1),
+            gaps.park(ALICE, 7, hash(7), 100, 2, now).map_err(|e| e.1),
             Err(Refusal::AlreadyKnown)
         );
         assert_eq!(
-            gaps.park(ALICE, 7, hash(8), 3, now).map_err(|e| e.1),
+            gaps.park(ALICE, 7, hash(8), 100, 3, now).map_err(|e| e.1),
             Err(Refusal::Underpriced)
         );
     }
@@ -233,14 +257,40 @@ mod tests {
         let now = Instant::now();
         let mut gaps = Gaps::default();
         for nonce in 0..MAX_GAPPED_PER_SENDER as u64 {
-            gaps.park(ALICE, 10 + nonce, hash(1), nonce, now)
+            gaps.park(ALICE, 10 + nonce, hash(1), 100, nonce, now)
                 .expect("park");
         }
         assert_eq!(
-            gaps.park(ALICE, 1_000, hash(2), 0, now).map_err(|e| e.1),
+            gaps.park(ALICE, 1_000, hash(2), 100, 0, now)
+                .map_err(|e| e.1),
             Err(Refusal::Full)
         );
         assert_eq!(gaps.drain().count(), MAX_GAPPED_PER_SENDER);
         assert!(gaps.is_empty());
+    }
+
+    #[test]
+    fn the_queue_is_bounded_by_bytes() {
+        let now = Instant::now();
+        let mut gaps = Gaps::default();
+        let big = 128 * 1024;
+        let fits = MAX_GAPPED_BYTES / big;
+        for n in 0..fits {
+            let sender = Address::with_last_byte((n / MAX_GAPPED_PER_SENDER) as u8);
+            gaps.park(sender, 10 + n as u64, hash(1), big, n, now)
+                .expect("park");
+        }
+        assert_eq!(
+            gaps.park(Address::repeat_byte(0xee), 10, hash(2), big, 0, now)
+                .map_err(|e| e.1),
+            Err(Refusal::Full)
+        );
+        // Released transactions give their bytes back.
+        let released = gaps
+            .release(now, |_| Ok::<_, Infallible>(10))
+            .expect("release");
+        assert!(!released.ready.is_empty());
+        gaps.park(Address::repeat_byte(0xee), 10, hash(2), big, 0, now)
+            .expect("room again");
     }
 }

@@ -38,15 +38,27 @@ pub struct Observed {
     pub head_start_ms: u64,
     /// When the open block opened, if one is open.
     pub open_start_ms: Option<u64>,
+    /// When this node first saw the chain as it is now (that head and open block),
+    /// by its own clock: the schedule's anchor when the chain's stamps are ahead of
+    /// this clock.
+    pub seen_ms: u64,
     /// The open block had no room for a waiting transaction.
     pub block_full: bool,
 }
 
 /// The next step of the producing loop.
+///
+/// Stamps come from whichever leader opened a block, so a leader whose clock ran
+/// ahead leaves stamps in the future. Those are never waited for: a stamp ahead of
+/// this node's clock counts from when this node saw it, so the chain keeps one
+/// block per block time by the current leader's clock; a new block is never
+/// stamped before its parent, so the chain's time stands still until real time
+/// catches up.
 pub fn next(o: Observed) -> Command {
+    let anchor = |stamp: u64| if stamp > o.now_ms { o.seen_ms } else { stamp };
     match o.open_start_ms {
         Some(opened) => {
-            let due = opened.saturating_add(o.block_time_ms);
+            let due = anchor(opened).saturating_add(o.block_time_ms);
             if o.now_ms >= due || o.block_full {
                 Command::Seal
             } else {
@@ -54,16 +66,18 @@ pub fn next(o: Observed) -> Command {
             }
         }
         None => {
-            let due = o.head_start_ms.saturating_add(o.block_time_ms);
+            let due = anchor(o.head_start_ms).saturating_add(o.block_time_ms);
             if o.now_ms < due {
                 Command::WaitUntil(due)
             } else if o.now_ms - due < o.block_time_ms {
                 // On schedule (or a little late): keep the cadence.
-                Command::Open { timestamp_ms: due }
+                Command::Open {
+                    timestamp_ms: due.max(o.head_start_ms),
+                }
             } else {
                 // Far behind (the chain was leaderless): restart the cadence from now.
                 Command::Open {
-                    timestamp_ms: o.now_ms,
+                    timestamp_ms: o.now_ms.max(o.head_start_ms),
                 }
             }
         }
@@ -84,15 +98,21 @@ pub fn on_elected(me: NodeId, ready: bool, paused: bool, members: Members<'_>) -
     hand_over(me, members, ChangeReason::NotReady)
 }
 
-/// Planned rotation: after sealing block `sealed`, every `rotation_blocks` blocks,
-/// leadership goes to the next ready member.
+/// After sealing block `sealed`: a leader that is not ready (it led only because
+/// no member was ready when it was elected) hands over as soon as one is
+/// (invariant 5); otherwise planned rotation, every `rotation_blocks` blocks,
+/// hands leadership to the next ready member.
 pub fn after_seal(
     me: NodeId,
+    ready: bool,
     sealed: u64,
     rotation_blocks: u64,
     paused: bool,
     members: Members<'_>,
 ) -> Option<Command> {
+    if let Some(command) = on_elected(me, ready, paused, members) {
+        return Some(command);
+    }
     if paused || !rotation_due(sealed, rotation_blocks) {
         return None;
     }
@@ -227,11 +247,36 @@ mod tests {
             block_time_ms: 1_000,
             head_start_ms,
             open_start_ms,
+            seen_ms: now_ms,
             block_full: false,
         }
     }
 
     const MEMBERS: [(NodeId, bool); 3] = [(1, true), (2, true), (3, true)];
+
+    /// A leader whose clock ran 60 s ahead stamped the head and the open block in
+    /// this node's future: this node seals and opens one block time after it saw
+    /// them, not 60 s later, and never stamps a block before its parent.
+    #[test]
+    fn stamps_from_a_clock_ahead_are_not_waited_for() {
+        let ahead = 60_000;
+        let mut o = observed(10_000, 9_000 + ahead, Some(10_000 + ahead));
+        o.seen_ms = 9_800;
+        assert_eq!(next(o), Command::Admit { until_ms: 10_800 });
+        o.now_ms = 10_800;
+        assert_eq!(next(o), Command::Seal);
+
+        let mut o = observed(10_000, 10_000 + ahead, None);
+        o.seen_ms = 9_900;
+        assert_eq!(next(o), Command::WaitUntil(10_900));
+        o.now_ms = 10_900;
+        assert_eq!(
+            next(o),
+            Command::Open {
+                timestamp_ms: 10_000 + ahead
+            }
+        );
+    }
 
     #[test]
     fn an_open_block_admits_until_one_block_time_after_it_opened_then_seals() {
@@ -311,21 +356,42 @@ mod tests {
     #[test]
     fn a_paused_node_takes_no_automatic_leadership_action() {
         assert_eq!(on_elected(1, false, true, &MEMBERS), None);
-        assert_eq!(after_seal(1, 10, 5, true, &MEMBERS), None);
+        assert_eq!(after_seal(1, true, 10, 5, true, &MEMBERS), None);
         assert_eq!(on_watch(1, 100_000, 0, 1_000, true, &MEMBERS), Stall::Fine);
     }
 
     #[test]
     fn rotation_hands_over_after_every_nth_sealed_block() {
         assert_eq!(
-            after_seal(3, 10, 5, false, &MEMBERS),
+            after_seal(3, true, 10, 5, false, &MEMBERS),
             Some(Command::HandOver {
                 to: 1,
                 why: ChangeReason::Rotation
             })
         );
-        assert_eq!(after_seal(3, 11, 5, false, &MEMBERS), None);
-        assert_eq!(after_seal(3, 10, 0, false, &MEMBERS), None, "0 is off");
+        assert_eq!(after_seal(3, true, 11, 5, false, &MEMBERS), None);
+        assert_eq!(
+            after_seal(3, true, 10, 0, false, &MEMBERS),
+            None,
+            "0 is off"
+        );
+    }
+
+    /// DESIGN invariant 5: a node that had to lead while not ready (no member was
+    /// ready at its election) hands over at its next seal once one is.
+    #[test]
+    fn an_unready_leader_hands_over_once_a_member_becomes_ready() {
+        let nobody_ready = [(1, false), (2, false), (3, false)];
+        assert_eq!(after_seal(1, false, 7, 0, false, &nobody_ready), None);
+        let two_ready = [(1, false), (2, true), (3, false)];
+        assert_eq!(
+            after_seal(1, false, 8, 0, false, &two_ready),
+            Some(Command::HandOver {
+                to: 2,
+                why: ChangeReason::NotReady
+            })
+        );
+        assert_eq!(after_seal(1, false, 8, 0, true, &two_ready), None, "paused");
     }
 
     /// DESIGN invariant 6: a leader with no block committed for three block times

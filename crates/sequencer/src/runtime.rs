@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use alloy_primitives::Address;
-use baton_consensus::{ChangeReason, Consensus};
+use baton_consensus::{ChangeReason, Consensus, Executed};
 use baton_primitives::NodeId;
 use baton_storage::Store;
 use tokio::sync::{mpsc, watch};
@@ -38,16 +38,20 @@ pub struct Sequencer {
     pub(crate) config: SequencerConfig,
     pub(crate) consensus: Consensus,
     pub(crate) store: Store,
+    /// Shared with this node's state machine (execute once).
+    pub(crate) executed: Executed,
     pub(crate) submissions: mpsc::Receiver<Submission>,
     /// The term in which this node handed leadership on, and when.
     handed_over: Option<(u64, Instant)>,
 }
 
 impl Sequencer {
+    /// `executed` is the one the state machine was started with.
     pub fn new(
         config: SequencerConfig,
         consensus: Consensus,
         store: Store,
+        executed: Executed,
     ) -> (Self, SubmitHandle) {
         let (handle, submissions) = SubmitHandle::channel(16 * MAX_BATCH);
         (
@@ -55,6 +59,7 @@ impl Sequencer {
                 config,
                 consensus,
                 store,
+                executed,
                 submissions,
                 handed_over: None,
             },

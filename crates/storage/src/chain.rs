@@ -5,35 +5,19 @@ use alloy_consensus::Header;
 use alloy_primitives::{Address, B256, Bytes};
 use alloy_rlp::{Decodable, Encodable};
 use baton_primitives::{BlockStart, OpenBlock, SealedBlock, codec};
-use rocksdb::{IteratorMode, WriteBatch};
+use std::sync::Arc;
+
+use rocksdb::{DB, IteratorMode, WriteBatch};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    CF_BLOCK_HASHES, CF_BLOCKS, CF_CHAIN_META, CF_NODE_META, CF_OPEN_TXS, CHAIN_FAMILIES,
-    StorageError, StorageResult, Store, decode_index, index_key, sync_write,
+    CF_BLOCK_HASHES, CF_BLOCKS, CF_CHAIN_META, CF_OPEN_TXS, CHAIN_FAMILIES, StorageError,
+    StorageResult, Store, cf, decode_index, index_key,
 };
 
 const KEY_APPLIED: &[u8] = b"applied";
 const KEY_OPEN_BLOCK: &[u8] = b"open_block";
 const KEY_HEAD: &[u8] = b"head";
-const KEY_IDENTITY: &[u8] = b"identity";
-const KEY_SNAPSHOT: &[u8] = b"snapshot";
-
-/// Whose data dir this is: written on first start, checked on every start, so a
-/// node never runs on another member's or another chain's data, nor on data an
-/// incompatible version of baton wrote.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Identity {
-    pub node_id: u64,
-    /// The genesis's fingerprint (see `ChainSpec::fingerprint`).
-    pub genesis: B256,
-    /// The layout of the data: [`DATA_FORMAT`] when written by this build.
-    pub format: u32,
-}
-
-/// The version of the data dir's layout. 2: state tries stored by path, state
-/// history, genesis identified by its fingerprint.
-pub const DATA_FORMAT: u32 = 2;
 
 /// A block as stored: header RLP (so the hash is reproducible byte for byte) and body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,66 +55,16 @@ impl BlockRecord {
     }
 }
 
-/// The whole chain (blocks and state), as a snapshot carries it to a node that is
-/// far behind: every key and value of every chain column family.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChainExport {
-    families: Vec<(String, Rows)>,
-}
-
-/// Key-value pairs of one column family, in key order.
-type Rows = Vec<(Vec<u8>, Vec<u8>)>;
-
-impl ChainExport {
-    /// Number of key-value pairs carried.
-    pub fn len(&self) -> usize {
-        self.families.iter().map(|(_, rows)| rows.len()).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 impl Store {
-    pub fn identity(&self) -> StorageResult<Option<Identity>> {
-        let Some(bytes) = self.db.get_cf(self.cf(CF_NODE_META), KEY_IDENTITY)? else {
-            return Ok(None);
-        };
-        match codec::decode(&bytes) {
-            Ok(identity) => Ok(Some(identity)),
-            // Format 1 recorded (node id, genesis hash) only.
-            Err(_) => {
-                let (node_id, genesis): (u64, B256) = codec::decode(&bytes)?;
-                Ok(Some(Identity {
-                    node_id,
-                    genesis,
-                    format: 1,
-                }))
-            }
-        }
-    }
-
-    /// Records whose data dir this is (fsynced).
-    pub fn set_identity(&self, identity: &Identity) -> StorageResult<()> {
-        self.db.put_cf_opt(
-            self.cf(CF_NODE_META),
-            KEY_IDENTITY,
-            codec::encode(identity)?,
-            &sync_write(),
-        )?;
-        Ok(())
-    }
-
     pub fn block(&self, number: u64) -> StorageResult<Option<SealedBlock>> {
-        match self.db.get_cf(self.cf(CF_BLOCKS), index_key(number))? {
+        match self.get(CF_BLOCKS, index_key(number))? {
             None => Ok(None),
             Some(bytes) => codec::decode::<BlockRecord>(&bytes)?.into_block().map(Some),
         }
     }
 
     pub fn block_number(&self, hash: B256) -> StorageResult<Option<u64>> {
-        match self.db.get_cf(self.cf(CF_BLOCK_HASHES), hash.as_slice())? {
+        match self.get(CF_BLOCK_HASHES, hash.as_slice())? {
             None => Ok(None),
             Some(bytes) => decode_index(&bytes).map(Some),
         }
@@ -147,10 +81,8 @@ impl Store {
             return Ok(None);
         };
         let mut txs = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(self.cf(CF_OPEN_TXS), IteratorMode::Start)
-        {
+        let db = self.db();
+        for item in db.iterator_cf(cf(&db, CF_OPEN_TXS), IteratorMode::Start) {
             let (key, value) = item?;
             if key.as_ref() != (txs.len() as u32).to_be_bytes() {
                 return Err(StorageError::Corrupt(format!(
@@ -165,34 +97,7 @@ impl Store {
 
     /// The state machine's record of what it has applied (opaque here).
     pub fn applied(&self) -> StorageResult<Option<Vec<u8>>> {
-        Ok(self.db.get_cf(self.cf(CF_CHAIN_META), KEY_APPLIED)?)
-    }
-
-    /// The last snapshot this node built or installed (opaque here).
-    pub fn snapshot(&self) -> StorageResult<Option<Vec<u8>>> {
-        Ok(self.db.get_cf(self.cf(CF_NODE_META), KEY_SNAPSHOT)?)
-    }
-
-    /// Stores a snapshot (fsynced: Raft may purge the log it replaces).
-    pub fn save_snapshot(&self, bytes: Vec<u8>) -> StorageResult<()> {
-        self.db
-            .put_cf_opt(self.cf(CF_NODE_META), KEY_SNAPSHOT, bytes, &sync_write())?;
-        Ok(())
-    }
-
-    /// Every row of every chain column family. Call it where no chain write can
-    /// interleave (the state machine's own task), so the export is one state.
-    pub fn export_chain(&self) -> StorageResult<ChainExport> {
-        let mut families = Vec::with_capacity(CHAIN_FAMILIES.len());
-        for name in CHAIN_FAMILIES {
-            let mut rows = Vec::new();
-            for item in self.db.iterator_cf(self.cf(name), IteratorMode::Start) {
-                let (key, value) = item?;
-                rows.push((key.into_vec(), value.into_vec()));
-            }
-            families.push((name.to_string(), rows));
-        }
-        Ok(ChainExport { families })
+        Ok(self.get(CF_CHAIN_META, KEY_APPLIED)?)
     }
 
     /// Deletes the whole chain (what a genesis interrupted before its head was
@@ -200,11 +105,12 @@ impl Store {
     pub fn clear_chain(&self) -> StorageResult<()> {
         // Every chain key is shorter than this bound, so the range covers all.
         let end = [0xffu8; 256];
+        let db = self.db();
         let mut batch = WriteBatch::default();
         for name in CHAIN_FAMILIES {
-            batch.delete_range_cf(self.cf(name), &[][..], &end[..]);
+            batch.delete_range_cf(cf(&db, name), &[][..], &end[..]);
         }
-        self.db.write(batch)?;
+        db.write(batch)?;
         Ok(())
     }
 
@@ -212,12 +118,13 @@ impl Store {
     pub fn chain_write(&self) -> ChainWrite<'_> {
         ChainWrite {
             store: self,
+            db: self.db(),
             batch: WriteBatch::default(),
         }
     }
 
     fn chain_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> StorageResult<Option<T>> {
-        match self.db.get_cf(self.cf(CF_CHAIN_META), key)? {
+        match self.get(CF_CHAIN_META, key)? {
             None => Ok(None),
             Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
         }
@@ -229,6 +136,8 @@ impl Store {
 #[must_use = "a ChainWrite does nothing until committed"]
 pub struct ChainWrite<'a> {
     pub(crate) store: &'a Store,
+    /// The database the batch goes to: the one current when it began.
+    pub(crate) db: Arc<DB>,
     pub(crate) batch: WriteBatch,
 }
 
@@ -245,14 +154,11 @@ impl ChainWrite<'_> {
     pub fn put_block(&mut self, block: &SealedBlock) -> StorageResult<()> {
         let record = codec::encode(&BlockRecord::from_block(block))?;
         let number = index_key(block.number());
-        self.batch.put_cf(self.store.cf(CF_BLOCKS), number, record);
+        self.batch.put_cf(cf(&self.db, CF_BLOCKS), number, record);
+        self.batch
+            .put_cf(cf(&self.db, CF_BLOCK_HASHES), block.hash.as_slice(), number);
         self.batch.put_cf(
-            self.store.cf(CF_BLOCK_HASHES),
-            block.hash.as_slice(),
-            number,
-        );
-        self.batch.put_cf(
-            self.store.cf(CF_CHAIN_META),
+            cf(&self.db, CF_CHAIN_META),
             KEY_HEAD,
             codec::encode(&(block.number(), block.hash))?,
         );
@@ -263,7 +169,7 @@ impl ChainWrite<'_> {
     pub fn open_block(&mut self, start: &BlockStart) -> StorageResult<()> {
         self.close_open_block();
         self.batch.put_cf(
-            self.store.cf(CF_CHAIN_META),
+            cf(&self.db, CF_CHAIN_META),
             KEY_OPEN_BLOCK,
             codec::encode(start)?,
         );
@@ -273,7 +179,7 @@ impl ChainWrite<'_> {
     /// Appends transactions to the open block; `first` is the index of the first.
     /// Writing only what is new keeps each batch's cost independent of block size.
     pub fn append_open_txs(&mut self, first: usize, txs: &[(Bytes, Address)]) -> StorageResult<()> {
-        let cf = self.store.cf(CF_OPEN_TXS);
+        let cf = cf(&self.db, CF_OPEN_TXS);
         for (offset, tx) in txs.iter().enumerate() {
             let index = u32::try_from(first + offset)
                 .map_err(|_| StorageError::Corrupt("open block over 2^32 transactions".into()))?;
@@ -286,8 +192,8 @@ impl ChainWrite<'_> {
     /// Forgets the open block (it was sealed).
     pub fn close_open_block(&mut self) {
         self.batch
-            .delete_cf(self.store.cf(CF_CHAIN_META), KEY_OPEN_BLOCK);
-        let cf = self.store.cf(CF_OPEN_TXS);
+            .delete_cf(cf(&self.db, CF_CHAIN_META), KEY_OPEN_BLOCK);
+        let cf = cf(&self.db, CF_OPEN_TXS);
         self.batch
             .delete_range_cf(cf, 0u32.to_be_bytes(), u32::MAX.to_be_bytes());
         self.batch.delete_cf(cf, u32::MAX.to_be_bytes());
@@ -295,37 +201,13 @@ impl ChainWrite<'_> {
 
     pub fn set_applied(&mut self, applied: Vec<u8>) {
         self.batch
-            .put_cf(self.store.cf(CF_CHAIN_META), KEY_APPLIED, applied);
-    }
-
-    /// Replaces the whole chain with `export` (installing a snapshot): every chain
-    /// column family is emptied and refilled in this one batch.
-    pub fn replace_chain(&mut self, export: ChainExport) -> StorageResult<()> {
-        for name in CHAIN_FAMILIES {
-            let cf = self.store.cf(name);
-            for item in self.store.db.iterator_cf(cf, IteratorMode::Start) {
-                let (key, _) = item?;
-                self.batch.delete_cf(cf, key);
-            }
-        }
-        for (name, rows) in export.families {
-            let Some(&known) = CHAIN_FAMILIES.iter().find(|f| **f == name) else {
-                return Err(StorageError::Corrupt(format!(
-                    "snapshot has unknown column family {name}"
-                )));
-            };
-            let cf = self.store.cf(known);
-            for (key, value) in rows {
-                self.batch.put_cf(cf, key, value);
-            }
-        }
-        Ok(())
+            .put_cf(cf(&self.db, CF_CHAIN_META), KEY_APPLIED, applied);
     }
 
     /// Writes the batch atomically. Not fsynced: the Raft log is the durable copy,
     /// and a node re-applies from it after a crash.
     pub fn commit(self) -> StorageResult<()> {
-        self.store.db.write(self.batch)?;
+        self.db.write(self.batch)?;
         Ok(())
     }
 }
@@ -340,7 +222,7 @@ mod tests {
     }
 
     #[test]
-    fn blocks_round_trip_and_export_replaces() {
+    fn blocks_round_trip() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         let genesis = genesis_block();
@@ -353,33 +235,6 @@ mod tests {
         assert_eq!(store.block_number(genesis.hash).expect("read"), Some(0));
         assert_eq!(store.head().expect("head"), Some((0, genesis.hash)));
         assert_eq!(store.applied().expect("applied"), Some(b"a1".to_vec()));
-
-        let export = store.export_chain().expect("export");
-        assert!(!export.is_empty());
-
-        let other_dir = tempfile::tempdir().expect("tempdir");
-        let other = Store::open(other_dir.path()).expect("open");
-        let mut write = other.chain_write();
-        write.replace_chain(export).expect("replace");
-        write.commit().expect("commit");
-        assert_eq!(other.head().expect("head"), Some((0, genesis.hash)));
-    }
-
-    #[test]
-    fn identity_is_persisted() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let identity = Identity {
-            node_id: 3,
-            genesis: B256::repeat_byte(9),
-            format: DATA_FORMAT,
-        };
-        {
-            let store = Store::open(dir.path()).expect("open");
-            assert_eq!(store.identity().expect("read"), None);
-            store.set_identity(&identity).expect("write");
-        }
-        let store = Store::open(dir.path()).expect("reopen");
-        assert_eq!(store.identity().expect("read"), Some(identity));
     }
 
     #[test]

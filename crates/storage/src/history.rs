@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     AccountRecord, CF_ACCOUNT_HISTORY, CF_BLOCK_CHANGES, CF_CHAIN_META, CF_STORAGE_HISTORY,
-    ChainWrite, StorageError, StorageResult, Store, index_key, state::slot_key,
+    ChainWrite, StorageError, StorageResult, Store, cf, index_key, state::slot_key,
 };
 
 const KEY_HISTORY_FLOOR: &[u8] = b"history_floor";
@@ -58,7 +58,7 @@ fn storage_key(address: &Address, slot: &U256, block: u64) -> [u8; 60] {
 impl Store {
     /// The oldest block whose state is kept (0 for an archive).
     pub fn history_floor(&self) -> StorageResult<u64> {
-        match self.db.get_cf(self.cf(CF_CHAIN_META), KEY_HISTORY_FLOOR)? {
+        match self.get(CF_CHAIN_META, KEY_HISTORY_FLOOR)? {
             None => Ok(0),
             Some(bytes) => crate::decode_index(&bytes),
         }
@@ -68,15 +68,17 @@ impl Store {
     /// i.e. the value `prefix`'s key had at `block`, if it has changed since.
     fn replaced_after(
         &self,
-        cf: &'static str,
+        family: &'static str,
         prefix: &[u8],
         block: u64,
     ) -> StorageResult<Option<Vec<u8>>> {
         let mut from = prefix.to_vec();
         from.extend_from_slice(&block.saturating_add(1).to_be_bytes());
-        let mut iter = self
-            .db
-            .iterator_cf(self.cf(cf), IteratorMode::From(&from, Direction::Forward));
+        let db = self.db();
+        let mut iter = db.iterator_cf(
+            cf(&db, family),
+            IteratorMode::From(&from, Direction::Forward),
+        );
         match iter.next() {
             Some(item) => {
                 let (key, value) = item?;
@@ -110,10 +112,7 @@ impl Store {
 
     /// The keys block `number` changed (`None` if pruned or not a block).
     pub fn changed_keys(&self, number: u64) -> StorageResult<Option<ChangedKeys>> {
-        match self
-            .db
-            .get_cf(self.cf(CF_BLOCK_CHANGES), index_key(number))?
-        {
+        match self.get(CF_BLOCK_CHANGES, index_key(number))? {
             None => Ok(None),
             Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
         }
@@ -123,7 +122,7 @@ impl Store {
 impl ChainWrite<'_> {
     /// Records what block `number` replaced.
     pub fn put_history(&mut self, number: u64, changes: &BlockChanges) -> StorageResult<()> {
-        let accounts = self.store.cf(CF_ACCOUNT_HISTORY);
+        let accounts = cf(&self.db, CF_ACCOUNT_HISTORY);
         for (address, before) in &changes.accounts {
             self.batch.put_cf(
                 accounts,
@@ -131,7 +130,7 @@ impl ChainWrite<'_> {
                 codec::encode(before)?,
             );
         }
-        let storage = self.store.cf(CF_STORAGE_HISTORY);
+        let storage = cf(&self.db, CF_STORAGE_HISTORY);
         for (address, slot, before) in &changes.storage {
             self.batch.put_cf(
                 storage,
@@ -144,7 +143,7 @@ impl ChainWrite<'_> {
             storage: changes.storage.iter().map(|(a, s, _)| (*a, *s)).collect(),
         };
         self.batch.put_cf(
-            self.store.cf(CF_BLOCK_CHANGES),
+            cf(&self.db, CF_BLOCK_CHANGES),
             index_key(number),
             codec::encode(&keys)?,
         );
@@ -154,20 +153,20 @@ impl ChainWrite<'_> {
     /// Forgets what block `number` replaced: state before it is no longer kept.
     pub fn prune_history(&mut self, number: u64) -> StorageResult<()> {
         if let Some(keys) = self.store.changed_keys(number)? {
-            let accounts = self.store.cf(CF_ACCOUNT_HISTORY);
+            let accounts = cf(&self.db, CF_ACCOUNT_HISTORY);
             for address in &keys.accounts {
                 self.batch.delete_cf(accounts, account_key(address, number));
             }
-            let storage = self.store.cf(CF_STORAGE_HISTORY);
+            let storage = cf(&self.db, CF_STORAGE_HISTORY);
             for (address, slot) in &keys.storage {
                 self.batch
                     .delete_cf(storage, storage_key(address, slot, number));
             }
             self.batch
-                .delete_cf(self.store.cf(CF_BLOCK_CHANGES), index_key(number));
+                .delete_cf(cf(&self.db, CF_BLOCK_CHANGES), index_key(number));
         }
         self.batch.put_cf(
-            self.store.cf(CF_CHAIN_META),
+            cf(&self.db, CF_CHAIN_META),
             KEY_HISTORY_FLOOR,
             index_key(number),
         );

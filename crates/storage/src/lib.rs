@@ -1,15 +1,15 @@
-//! baton-storage: everything a node keeps on disk, in one RocksDB.
+//! baton-storage: everything a node keeps on disk, in two RocksDB databases.
 //!
 //! ```text
+//!  <data>/raft       RaftStore: the Raft log and vote (fsynced), this node's identity
+//!                    and snapshot records; never replicated (`raft`)
+//!  <data>/chain ──▶  Store: the chain, a link to chain.d/<n>; what a snapshot carries
+//!
 //!  column family  key                      value
-//!  raft_log       index (u64 BE)           encoded Raft entry (opaque here)
-//!  raft_meta      "vote" | "last_purged"   encoded Raft value (opaque here)
-//!  node_meta      "identity" | "snapshot"  this node's own records, never replicated
-//!  ── the chain: everything below travels in a snapshot ──
 //!  blocks         number (u64 BE)          header RLP + body
 //!  block_hashes   hash (32 bytes)          number (u64 BE)
-//!  chain_meta     "applied" | "open_block" (its BlockStart) | "head"
-//!  accounts       address (20 bytes)       nonce, balance, code hash
+//!  chain_meta     "applied" | "open_block" (its BlockStart) | "head" | "history_floor"
+//!  accounts       address (20 bytes)       nonce, balance, code hash, storage root
 //!  storage        address ++ slot (52)     value (32 bytes BE)
 //!  code           code hash (32 bytes)     bytecode
 //!  receipts       number (u64 BE)          the block's receipts, in order
@@ -19,10 +19,12 @@
 //!  account_history, storage_history, block_changes: what each block replaced (`history`)
 //! ```
 //!
-//! The Raft half ([`Store::log_append`], [`Store::save_raft_meta`], …) writes
-//! synchronously: when a call returns, the data is fsynced (DESIGN invariant 7).
-//! The chain half is written through [`ChainWrite`], one RocksDB write batch per
-//! apply, so applied state and `last_applied` always move together.
+//! The Raft half writes synchronously: when a call returns, the data is fsynced
+//! (DESIGN invariant 7). The chain is written through [`ChainWrite`], one RocksDB
+//! write batch per apply, so applied state and `last_applied` always move
+//! together. A snapshot of the chain is a RocksDB checkpoint ([`Store::checkpoint`]),
+//! and installing one switches the `chain` link to it in one rename
+//! ([`Store::replace_with`]): a crash before the switch leaves the old chain whole.
 
 mod chain;
 mod error;
@@ -30,24 +32,29 @@ mod history;
 mod raft;
 mod receipts;
 mod state;
+mod swap;
 mod trie;
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
+use alloy_primitives::B256;
+use parking_lot::RwLock;
 use rocksdb::{ColumnFamilyDescriptor, DB, DBCompressionType, Options};
+use serde::{Deserialize, Serialize};
 
-pub use chain::{ChainExport, ChainWrite, DATA_FORMAT, Identity};
+pub use chain::ChainWrite;
 pub use error::{StorageError, StorageResult};
 pub use history::{BlockChanges, ChangedKeys};
+pub use raft::RaftStore;
 pub use receipts::StoredReceipt;
 pub use state::AccountRecord;
 
-const CF_RAFT_LOG: &str = "raft_log";
-const CF_RAFT_META: &str = "raft_meta";
 const CF_BLOCKS: &str = "blocks";
 const CF_BLOCK_HASHES: &str = "block_hashes";
 const CF_CHAIN_META: &str = "chain_meta";
-const CF_NODE_META: &str = "node_meta";
 const CF_ACCOUNTS: &str = "accounts";
 const CF_STORAGE: &str = "storage";
 const CF_CODE: &str = "code";
@@ -58,8 +65,7 @@ const CF_TRIE: &str = "trie";
 const CF_ACCOUNT_HISTORY: &str = "account_history";
 const CF_STORAGE_HISTORY: &str = "storage_history";
 const CF_BLOCK_CHANGES: &str = "block_changes";
-/// The families that make up the replicated chain state: a snapshot carries
-/// exactly these, and installing one replaces exactly these.
+/// The families of the chain database (all of it travels in a snapshot).
 const CHAIN_FAMILIES: [&str; 13] = [
     CF_BLOCKS,
     CF_BLOCK_HASHES,
@@ -75,56 +81,95 @@ const CHAIN_FAMILIES: [&str; 13] = [
     CF_STORAGE_HISTORY,
     CF_BLOCK_CHANGES,
 ];
-/// This node's own families: the Raft log and metadata, and node-local records.
-const NODE_FAMILIES: [&str; 3] = [CF_RAFT_LOG, CF_RAFT_META, CF_NODE_META];
+/// Whose data dir this is: written on first start, checked on every start, so a
+/// node never runs on another member's or another chain's data, nor on data an
+/// incompatible version of baton wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub node_id: u64,
+    /// The genesis's fingerprint (see `ChainSpec::fingerprint`).
+    pub genesis: B256,
+    /// The layout of the data: [`DATA_FORMAT`] when written by this build.
+    pub format: u32,
+}
 
-/// A node's database. Cheap to clone; every clone is the same database.
+/// The version of the data dir's layout. 2: the Raft log and the chain in two
+/// databases, state tries stored by path, state history, the genesis identified
+/// by its fingerprint.
+pub const DATA_FORMAT: u32 = 2;
+
+/// The chain database. Cheap to clone; every clone is the same database, and sees
+/// a snapshot install as soon as it happens.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<DB>,
+    /// The live database; replaced as a whole when a snapshot is installed.
+    db: Arc<RwLock<Arc<DB>>>,
+    /// Where it was opened: a link that an install switches, or a plain directory.
+    path: Arc<PathBuf>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("path", &self.db.path())
-            .finish()
+        f.debug_struct("Store").field("path", &self.path).finish()
     }
 }
 
 impl Store {
-    /// Opens (or creates) the database under `path`.
+    /// Opens (or creates) the chain database at `path`. A path that does not
+    /// exist yet becomes a link to a fresh directory beside it, so that snapshots
+    /// can later be installed by switching the link; an existing directory is
+    /// opened as it is.
     pub fn open(path: &Path) -> StorageResult<Self> {
-        std::fs::create_dir_all(path).map_err(|source| StorageError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        options.create_missing_column_families(true);
-        options.set_compression_type(DBCompressionType::Lz4);
-        // Detect torn or corrupt files at open rather than serve bad data later.
-        options.set_paranoid_checks(true);
-        let families = NODE_FAMILIES.iter().chain(&CHAIN_FAMILIES).map(|name| {
-            let mut cf = Options::default();
-            cf.set_compression_type(DBCompressionType::Lz4);
-            ColumnFamilyDescriptor::new(*name, cf)
-        });
-        let db = DB::open_cf_descriptors(&options, path, families).map_err(|source| {
-            StorageError::Open {
-                path: path.display().to_string(),
-                source,
-            }
-        })?;
-        Ok(Self { db: Arc::new(db) })
+        let live = swap::prepare(path)?;
+        Ok(Self {
+            db: Arc::new(RwLock::new(Arc::new(open_db(&live, &CHAIN_FAMILIES)?))),
+            path: Arc::new(path.to_path_buf()),
+        })
     }
 
-    fn cf(&self, name: &'static str) -> &rocksdb::ColumnFamily {
-        // Every family in NODE_FAMILIES and CHAIN_FAMILIES is created by `open`.
-        self.db
-            .cf_handle(name)
-            .unwrap_or_else(|| unreachable!("column family {name} is created at open"))
+    /// The live database, for one operation (it stays valid while held, even if a
+    /// snapshot install replaces it meanwhile).
+    fn db(&self) -> Arc<DB> {
+        self.db.read().clone()
     }
+
+    fn get(
+        &self,
+        family: &'static str,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<Vec<u8>>, rocksdb::Error> {
+        let db = self.db();
+        db.get_cf(cf(&db, family), key)
+    }
+}
+
+/// Opens (or creates) a database in `path` with `families`.
+fn open_db(path: &Path, families: &[&'static str]) -> StorageResult<DB> {
+    std::fs::create_dir_all(path).map_err(|source| StorageError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let mut options = Options::default();
+    options.create_if_missing(true);
+    options.create_missing_column_families(true);
+    options.set_compression_type(DBCompressionType::Lz4);
+    // Detect torn or corrupt files at open rather than serve bad data later.
+    options.set_paranoid_checks(true);
+    let descriptors = families.iter().map(|name| {
+        let mut family = Options::default();
+        family.set_compression_type(DBCompressionType::Lz4);
+        ColumnFamilyDescriptor::new(*name, family)
+    });
+    DB::open_cf_descriptors(&options, path, descriptors).map_err(|source| StorageError::Open {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// The handle of a family `open_db` created.
+fn cf<'a>(db: &'a DB, name: &'static str) -> &'a rocksdb::ColumnFamily {
+    db.cf_handle(name)
+        .unwrap_or_else(|| unreachable!("column family {name} is created at open"))
 }
 
 fn sync_write() -> rocksdb::WriteOptions {

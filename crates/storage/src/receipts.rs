@@ -4,7 +4,9 @@ use alloy_primitives::{Address, B256};
 use baton_primitives::codec;
 use serde::{Deserialize, Serialize};
 
-use crate::{CF_RECEIPTS, CF_TX_INDEX, ChainWrite, StorageError, StorageResult, Store, index_key};
+use crate::{
+    CF_RECEIPTS, CF_TX_INDEX, ChainWrite, StorageError, StorageResult, Store, cf, index_key,
+};
 
 /// One transaction's receipt as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,7 +22,7 @@ pub struct StoredReceipt {
 impl Store {
     /// The receipts of block `number`, in transaction order.
     pub fn receipts(&self, number: u64) -> StorageResult<Option<Vec<StoredReceipt>>> {
-        match self.db.get_cf(self.cf(CF_RECEIPTS), index_key(number))? {
+        match self.get(CF_RECEIPTS, index_key(number))? {
             None => Ok(None),
             Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
         }
@@ -28,7 +30,7 @@ impl Store {
 
     /// `(block number, index in block)` of a sealed transaction.
     pub fn tx_location(&self, hash: B256) -> StorageResult<Option<(u64, u32)>> {
-        match self.db.get_cf(self.cf(CF_TX_INDEX), hash.as_slice())? {
+        match self.get(CF_TX_INDEX, hash.as_slice())? {
             None => Ok(None),
             Some(bytes) if bytes.len() == 12 => {
                 let mut number = [0u8; 8];
@@ -57,7 +59,7 @@ impl ChainWrite<'_> {
     ) -> StorageResult<()> {
         let receipts: Vec<&StoredReceipt> = txs.iter().map(|(_, r)| r).collect();
         self.batch.put_cf(
-            self.store.cf(CF_RECEIPTS),
+            cf(&self.db, CF_RECEIPTS),
             index_key(number),
             codec::encode(&receipts)?,
         );
@@ -66,7 +68,7 @@ impl ChainWrite<'_> {
             location[..8].copy_from_slice(&number.to_be_bytes());
             location[8..].copy_from_slice(&(index as u32).to_be_bytes());
             self.batch
-                .put_cf(self.store.cf(CF_TX_INDEX), hash.as_slice(), location);
+                .put_cf(cf(&self.db, CF_TX_INDEX), hash.as_slice(), location);
         }
         Ok(())
     }

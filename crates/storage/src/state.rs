@@ -7,7 +7,7 @@ use alloy_primitives::{Address, B256, Bytes, U256};
 use baton_primitives::codec;
 use serde::{Deserialize, Serialize};
 
-use crate::{CF_ACCOUNTS, CF_CODE, CF_STORAGE, ChainWrite, StorageError, StorageResult, Store};
+use crate::{CF_ACCOUNTS, CF_CODE, CF_STORAGE, ChainWrite, StorageError, StorageResult, Store, cf};
 
 /// An account as stored (its storage lives in the `storage` family).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,7 +29,7 @@ pub(crate) fn slot_key(address: Address, slot: U256) -> [u8; 52] {
 
 impl Store {
     pub fn account(&self, address: Address) -> StorageResult<Option<AccountRecord>> {
-        match self.db.get_cf(self.cf(CF_ACCOUNTS), address.as_slice())? {
+        match self.get(CF_ACCOUNTS, address.as_slice())? {
             None => Ok(None),
             Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
         }
@@ -37,10 +37,7 @@ impl Store {
 
     /// A storage slot's value; zero when never written.
     pub fn storage_slot(&self, address: Address, slot: U256) -> StorageResult<U256> {
-        match self
-            .db
-            .get_cf(self.cf(CF_STORAGE), slot_key(address, slot))?
-        {
+        match self.get(CF_STORAGE, slot_key(address, slot))? {
             None => Ok(U256::ZERO),
             Some(bytes) => {
                 let word: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {
@@ -54,10 +51,8 @@ impl Store {
     /// Every stored slot of `address`, in slot order.
     pub fn storage_slots(&self, address: Address) -> StorageResult<Vec<(U256, U256)>> {
         let mut slots = Vec::new();
-        let iter = self
-            .db
-            .prefix_iterator_cf(self.cf(CF_STORAGE), address.as_slice());
-        for item in iter {
+        let db = self.db();
+        for item in db.prefix_iterator_cf(cf(&db, CF_STORAGE), address.as_slice()) {
             let (key, value) = item?;
             if !key.starts_with(address.as_slice()) {
                 break;
@@ -77,9 +72,9 @@ impl Store {
     /// The addresses of the first `count` accounts, in address order.
     pub fn first_accounts(&self, count: usize) -> StorageResult<Vec<Address>> {
         let mut accounts = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(self.cf(CF_ACCOUNTS), rocksdb::IteratorMode::Start)
+        let db = self.db();
+        for item in db
+            .iterator_cf(cf(&db, CF_ACCOUNTS), rocksdb::IteratorMode::Start)
             .take(count)
         {
             let (key, _) = item?;
@@ -95,10 +90,7 @@ impl Store {
     }
 
     pub fn code(&self, code_hash: B256) -> StorageResult<Option<Bytes>> {
-        Ok(self
-            .db
-            .get_cf(self.cf(CF_CODE), code_hash.as_slice())?
-            .map(Bytes::from))
+        Ok(self.get(CF_CODE, code_hash.as_slice())?.map(Bytes::from))
     }
 }
 
@@ -109,7 +101,7 @@ impl ChainWrite<'_> {
         address: Address,
         account: Option<&AccountRecord>,
     ) -> StorageResult<()> {
-        let cf = self.store.cf(CF_ACCOUNTS);
+        let cf = cf(&self.db, CF_ACCOUNTS);
         match account {
             Some(account) => self
                 .batch
@@ -124,7 +116,7 @@ impl ChainWrite<'_> {
 
     /// Deletes every storage slot of `address` (self-destruct, or re-creation).
     pub fn wipe_storage(&mut self, address: Address) {
-        let cf = self.store.cf(CF_STORAGE);
+        let cf = cf(&self.db, CF_STORAGE);
         self.batch.delete_range_cf(
             cf,
             slot_key(address, U256::ZERO),
@@ -135,7 +127,7 @@ impl ChainWrite<'_> {
 
     /// Writes a storage slot; zero deletes it.
     pub fn put_storage(&mut self, address: Address, slot: U256, value: U256) {
-        let cf = self.store.cf(CF_STORAGE);
+        let cf = cf(&self.db, CF_STORAGE);
         let key = slot_key(address, slot);
         if value.is_zero() {
             self.batch.delete_cf(cf, key);
@@ -146,7 +138,7 @@ impl ChainWrite<'_> {
 
     pub fn put_code(&mut self, code_hash: B256, code: &[u8]) {
         self.batch
-            .put_cf(self.store.cf(CF_CODE), code_hash.as_slice(), code);
+            .put_cf(cf(&self.db, CF_CODE), code_hash.as_slice(), code);
     }
 }
 

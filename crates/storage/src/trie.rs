@@ -8,7 +8,7 @@
 use alloy_primitives::B256;
 use baton_trie::{Nibbles, NodeStore, TrieError, TrieWrites};
 
-use crate::{CF_TRIE, ChainWrite, Store};
+use crate::{CF_TRIE, ChainWrite, Store, cf};
 
 fn node_key(owner: &B256, path: &Nibbles) -> Vec<u8> {
     let mut key = Vec::with_capacity(32 + path.len());
@@ -26,8 +26,7 @@ fn end_of(owner: &B256) -> Vec<u8> {
 
 impl NodeStore for Store {
     fn node(&self, owner: B256, path: &Nibbles) -> Result<Option<Vec<u8>>, TrieError> {
-        self.db
-            .get_cf(self.cf(CF_TRIE), node_key(&owner, path))
+        self.get(CF_TRIE, node_key(&owner, path))
             .map_err(|e| TrieError::Store(e.to_string()))
     }
 }
@@ -35,7 +34,7 @@ impl NodeStore for Store {
 impl ChainWrite<'_> {
     /// Writes and deletes trie `owner`'s nodes as an update decided.
     pub fn put_trie(&mut self, owner: &B256, writes: &TrieWrites) {
-        let cf = self.store.cf(CF_TRIE);
+        let cf = cf(&self.db, CF_TRIE);
         for (path, node) in &writes.nodes {
             match node {
                 Some(rlp) => self.batch.put_cf(cf, node_key(owner, path), rlp),
@@ -48,6 +47,6 @@ impl ChainWrite<'_> {
     /// destroyed or re-created).
     pub fn wipe_trie(&mut self, owner: &B256) {
         self.batch
-            .delete_range_cf(self.store.cf(CF_TRIE), owner.to_vec(), end_of(owner));
+            .delete_range_cf(cf(&self.db, CF_TRIE), owner.to_vec(), end_of(owner));
     }
 }

@@ -31,6 +31,10 @@ pub async fn mined(
         .expect("receipt")
 }
 
+/// A snapshot threshold (bytes of log) no test reaches: snapshots only when a
+/// test asks for them.
+pub const RARE_SNAPSHOTS: u64 = 64 << 20;
+
 /// A cluster of in-process nodes in one temporary dir.
 #[derive(Debug)]
 pub struct TestCluster {
@@ -44,17 +48,22 @@ fn free_port() -> u16 {
 }
 
 impl TestCluster {
-    pub async fn start(size: u64, block_time_ms: u64, snapshot_every: u64) -> Self {
-        Self::start_with(size, block_time_ms, snapshot_every, |_, _| {}).await
+    pub async fn start(size: u64, block_time_ms: u64, snapshot_log_bytes: u64) -> Self {
+        Self::start_with(size, block_time_ms, snapshot_log_bytes, |_, _| {}).await
     }
 
     /// Like [`TestCluster::start`], with `tweak` applied to each node's config first.
     pub async fn start_with(
         size: u64,
         block_time_ms: u64,
-        snapshot_every: u64,
+        snapshot_log_bytes: u64,
         tweak: impl Fn(NodeId, &mut NodeConfig),
     ) -> Self {
+        // `RUST_LOG=baton_consensus=debug cargo test …` shows what the nodes log.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut members = Vec::new();
         let mut ports = BTreeMap::new();
@@ -77,7 +86,7 @@ impl TestCluster {
             args.cluster.p2p_addr = Some(format!("/ip4/127.0.0.1/tcp/{p2p}"));
             args.cluster.members = members.clone();
             args.data.data_dir = Some(dir.path().join(format!("node{id}")));
-            args.data.snapshot_every = Some(snapshot_every);
+            args.data.snapshot_log_bytes = Some(snapshot_log_bytes);
             args.rpc.rpc_addr = Some(format!("127.0.0.1:{rpc}").parse().expect("addr"));
             args.timing.block_time_ms = Some(block_time_ms);
             let mut config = args.resolve().expect("valid config");

@@ -6,7 +6,9 @@
 //! to the promises of DESIGN.md: invariant 3 (an acknowledged transaction is in
 //! exactly one block), invariants 1 and 4 (every node, at every moment, shows the
 //! same block at a height), and the chain's own shape (no gaps, parents link,
-//! per-sender nonces contiguous, nothing no client sent).
+//! per-sender nonces contiguous, nothing no client sent), and DESIGN §7 (every
+//! preconfirmation holds in the final chain: same block, position, status, gas
+//! and logs; every acknowledged transaction was preconfirmed).
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
@@ -17,6 +19,8 @@ use alloy_primitives::{Address, B256, U64};
 use baton_primitives::NodeId;
 use jsonrpsee::{core::client::ClientT, http_client::HttpClientBuilder, rpc_params};
 use serde::Deserialize;
+
+use super::preconf::Preconfirmation;
 
 /// Everything clients and the head poller saw during the run.
 #[derive(Debug, Default)]
@@ -31,9 +35,28 @@ pub(super) struct History {
     pub(super) heads: BTreeMap<u64, BTreeMap<B256, BTreeSet<NodeId>>>,
     /// Broken promises noticed during the run (a valid resubmission refused, ...).
     pub(super) violations: Vec<String>,
+    /// What the preconfirmation streams said: hash -> (node, what it said), one
+    /// entry per node that streamed it.
+    pub(super) preconfirmed: HashMap<B256, Vec<(NodeId, Preconfirmation)>>,
 }
 
 impl History {
+    pub(super) fn record_preconfirmations(
+        &mut self,
+        node: NodeId,
+        seen: impl IntoIterator<Item = (B256, Preconfirmation)>,
+    ) {
+        for (hash, preconfirmation) in seen {
+            let said = self.preconfirmed.entry(hash).or_default();
+            if !said
+                .iter()
+                .any(|(n, p)| *n == node && *p == preconfirmation)
+            {
+                said.push((node, preconfirmation));
+            }
+        }
+    }
+
     pub(super) fn record_head(&mut self, node: NodeId, number: u64, hash: B256) {
         self.heads
             .entry(number)
@@ -68,6 +91,12 @@ pub(super) struct Verdict {
     pub(super) forks_seen: usize,
     pub(super) chain_mismatches: usize,
     pub(super) receipt_mismatches: usize,
+    /// Transactions some stream preconfirmed, and preconfirmations the final
+    /// chain contradicts.
+    pub(super) preconfirmed: usize,
+    pub(super) preconfirmations_broken: usize,
+    /// Acknowledged transactions no stream preconfirmed.
+    pub(super) acked_unpreconfirmed: usize,
     pub(super) violations: Vec<String>,
 }
 
@@ -103,6 +132,8 @@ pub(super) async fn check(
     // Height by height, so memory holds one block's receipts, not the chain's:
     // every node must hold the same block and serve the same receipts.
     let mut reference: Vec<BlockSummary> = Vec::new();
+    // What the final chain says of each transaction: (block, index, status, gas, logs).
+    let mut settled: HashMap<B256, Preconfirmation> = HashMap::new();
     for number in 0..=height {
         let mut first: Option<(NodeId, BlockSummary, serde_json::Value)> = None;
         for (id, client) in &clients {
@@ -132,7 +163,24 @@ pub(super) async fn check(
                 ));
             }
         }
-        let (_, block, _) = first.ok_or_else(|| eyre::eyre!("no node to check"))?;
+        let (_, block, receipts) = first.ok_or_else(|| eyre::eyre!("no node to check"))?;
+        for (index, (hash, receipt)) in block
+            .transactions
+            .iter()
+            .zip(receipts.as_array().into_iter().flatten())
+            .enumerate()
+        {
+            settled.insert(
+                *hash,
+                Preconfirmation {
+                    block: number,
+                    index: index as u64,
+                    status: receipt["status"].as_str().map(str::to_string),
+                    gas_used: receipt["gasUsed"].as_str().map(str::to_string),
+                    logs: receipt["logs"].as_array().map_or(0, Vec::len),
+                },
+            );
+        }
         reference.push(block);
     }
 
@@ -207,6 +255,26 @@ pub(super) async fn check(
                 verdict.lost += 1;
                 verdict.fail(format!("acknowledged {tx} is in no block"));
             }
+        }
+    }
+    // A preconfirmation is final: the chain holds the transaction exactly where,
+    // and as, every stream said.
+    for (hash, said) in &history.preconfirmed {
+        verdict.preconfirmed += 1;
+        for (node, preconfirmation) in said {
+            if settled.get(hash) != Some(preconfirmation) {
+                verdict.preconfirmations_broken += 1;
+                verdict.fail(format!(
+                    "node {node} preconfirmed {hash} as {preconfirmation:?}; the chain has {:?}",
+                    settled.get(hash)
+                ));
+            }
+        }
+    }
+    for tx in &history.acked {
+        if !history.preconfirmed.contains_key(tx) {
+            verdict.acked_unpreconfirmed += 1;
+            verdict.fail(format!("acknowledged {tx} was never preconfirmed"));
         }
     }
     verdict.unanswered_included = history

@@ -22,6 +22,7 @@
 
 mod history;
 mod load;
+mod preconf;
 
 use std::{
     collections::BTreeMap,
@@ -152,6 +153,18 @@ pub async fn run(args: ChaosArgs) -> eyre::Result<()> {
         )));
     }
     let poller = tokio::spawn(poll_heads(urls.clone(), history.clone(), stop.clone()));
+    let watchers_stop = Arc::new(AtomicBool::new(false));
+    let watchers: Vec<_> = urls
+        .iter()
+        .map(|(id, url)| {
+            tokio::spawn(preconf::watch(
+                *id,
+                url.clone(),
+                history.clone(),
+                watchers_stop.clone(),
+            ))
+        })
+        .collect();
 
     let started = Instant::now();
     let outcome = if args.torture > 0 {
@@ -176,7 +189,8 @@ pub async fn run(args: ChaosArgs) -> eyre::Result<()> {
     }
     poller.await?;
 
-    // Settle: every node at the same head, past everything any client was told.
+    // Settle: every node at the same head, past everything any client was told
+    // (the watchers stream it all, the rest of each block from the sealed chain).
     let target = cluster
         .heads()
         .await
@@ -188,6 +202,11 @@ pub async fn run(args: ChaosArgs) -> eyre::Result<()> {
     cluster
         .wait_for_height(target, Duration::from_secs(120))
         .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    watchers_stop.store(true, Ordering::Relaxed);
+    for watcher in watchers {
+        watcher.await?;
+    }
     let height = cluster
         .heads()
         .await
@@ -231,6 +250,10 @@ pub async fn run(args: ChaosArgs) -> eyre::Result<()> {
         verdict.chain_mismatches,
         verdict.receipt_mismatches,
         history.violations.len()
+    );
+    println!(
+        "preconfirmations: {} transactions preconfirmed, {} contradicted by the chain, {} acknowledged but never preconfirmed",
+        verdict.preconfirmed, verdict.preconfirmations_broken, verdict.acked_unpreconfirmed
     );
     if !verdict.violations.is_empty() {
         for violation in &verdict.violations {

@@ -165,13 +165,27 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
     let mut seals = Vec::new();
     for node in &cluster.nodes {
         if let Ok(page) = crate::client::metrics(&node.rpc_url, Duration::from_secs(2)).await {
-            let quantile = |q: &str| {
+            let quantile = |name: &str, q: &str| {
+                crate::client::metric(&page, &format!("{name}{{quantile=\"{q}\"}}"))
+            };
+            let entries = |how: &str| {
                 crate::client::metric(
                     &page,
-                    &format!("baton_block_seal_seconds{{quantile=\"{q}\"}}"),
+                    &format!("baton_apply_entries_total{{entry=\"batch\",how=\"{how}\"}}"),
                 )
             };
-            seals.push((node.id, quantile("0.5"), quantile("0.99")));
+            seals.push(report::NodeMetrics {
+                id: node.id,
+                seal: (
+                    quantile("baton_block_seal_seconds", "0.5"),
+                    quantile("baton_block_seal_seconds", "0.99"),
+                ),
+                append_gap: (
+                    quantile("baton_raft_append_gap_seconds", "0.5"),
+                    quantile("baton_raft_append_gap_seconds", "0.99"),
+                ),
+                batches: (entries("reused"), entries("executed")),
+            });
         }
     }
     let disk: Vec<(u64, u64, u64)> = cluster

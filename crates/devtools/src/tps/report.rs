@@ -23,10 +23,24 @@ pub(crate) struct Outcome {
     /// Per node: usage before and after the run.
     pub usage: Vec<(NodeId, watch::Usage, watch::Usage)>,
     /// Per node: the p50 and p99 time to seal and write a block, in seconds.
-    pub seals: Vec<(NodeId, Option<f64>, Option<f64>)>,
+    pub seals: Vec<NodeMetrics>,
     /// Per node: bytes in its data dir before and after the run.
     pub disk: Vec<(NodeId, u64, u64)>,
     pub cores: usize,
+}
+
+/// What one node's `/metrics` said at the end of the run.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeMetrics {
+    pub id: NodeId,
+    /// Seal and write of a block: p50, p99 (seconds).
+    pub seal: (Option<f64>, Option<f64>),
+    /// Gap between appends (heartbeats included) received from the leader: p50,
+    /// p99 (seconds); none on a node that led throughout.
+    pub append_gap: (Option<f64>, Option<f64>),
+    /// Transaction batches applied: reused from this node's own admission, and
+    /// executed here.
+    pub batches: (Option<f64>, Option<f64>),
 }
 
 fn ms(d: Duration) -> f64 {
@@ -110,12 +124,18 @@ pub(crate) fn print(args: &TpsArgs, o: &Outcome) -> bool {
             (after.cpu_seconds - before.cpu_seconds) / span.as_secs_f64().max(1e-9)
         );
     }
-    for (id, p50, p99) in &o.seals {
-        let show = |s: &Option<f64>| s.map_or("-".to_string(), |s| format!("{:.1} ms", s * 1000.0));
+    for node in &o.seals {
+        let show = |s: Option<f64>| s.map_or("-".to_string(), |s| format!("{:.1} ms", s * 1000.0));
+        let count = |c: Option<f64>| c.map_or("0".to_string(), |c| format!("{c:.0}"));
         println!(
-            "node {id}: seal and write a block: p50 {}, p99 {}",
-            show(p50),
-            show(p99)
+            "node {}: seal and write a block: p50 {}, p99 {}; gap between appends from the leader: p50 {}, p99 {}; batches reused {}, executed {}",
+            node.id,
+            show(node.seal.0),
+            show(node.seal.1),
+            show(node.append_gap.0),
+            show(node.append_gap.1),
+            count(node.batches.0),
+            count(node.batches.1),
         );
     }
     let blocks = o.blocks.fullness.len().max(1) as f64;

@@ -23,9 +23,20 @@ pub struct DataArgs {
     /// [default: 10].
     #[arg(long)]
     pub dev_accounts: Option<u32>,
-    /// Snapshot (and purge the log) every this many applied entries [default: 10000].
+    /// Snapshot (and purge the log) once this many bytes of log were appended since
+    /// the last snapshot; each node adds up to a quarter [default: 67108864, 64 MiB].
     #[arg(long)]
-    pub snapshot_every: Option<u64>,
+    pub snapshot_log_bytes: Option<u64>,
+    /// Snapshot when the last one is this old and the log grew [default: 600].
+    #[arg(long)]
+    pub snapshot_max_age_secs: Option<u64>,
+    /// Log entries kept behind a snapshot, so a member briefly behind catches up
+    /// from the log [default: 1000].
+    #[arg(long)]
+    pub snapshot_keep_entries: Option<u64>,
+    /// Largest chunk a snapshot is sent in, in bytes [default: 4194304, 4 MiB].
+    #[arg(long)]
+    pub snapshot_chunk_bytes: Option<usize>,
     /// Keep the state of only this many blocks behind the head (state at older
     /// blocks is refused) [default: every block, an archive].
     #[arg(long)]
@@ -40,7 +51,7 @@ pub struct DataConfig {
     pub genesis: Option<PathBuf>,
     /// Accounts the built-in dev genesis funds (ignored with a genesis file).
     pub dev_accounts: u32,
-    pub snapshot_every: u64,
+    pub snapshots: baton_consensus::SnapshotPolicy,
     /// State kept for this many blocks behind the head; `None` keeps all.
     pub state_history_blocks: Option<u64>,
 }
@@ -54,7 +65,20 @@ impl DataArgs {
                 .ok_or(ConfigError::Missing("data_dir"))?,
             genesis: self.genesis.clone(),
             dev_accounts: self.dev_accounts.unwrap_or(DEV_ACCOUNTS),
-            snapshot_every: self.snapshot_every.unwrap_or(10_000).max(1),
+            snapshots: baton_consensus::SnapshotPolicy {
+                log_bytes: self.snapshot_log_bytes.unwrap_or(64 << 20).max(1),
+                max_age: std::time::Duration::from_secs(self.snapshot_max_age_secs.unwrap_or(600)),
+                keep_entries: self.snapshot_keep_entries.unwrap_or(1_000),
+                chunk_bytes: match self.snapshot_chunk_bytes.unwrap_or(4 << 20) {
+                    // Chunks ride in one p2p message, capped at 256 MiB.
+                    bytes @ 1..=0x0800_0000 => bytes,
+                    other => {
+                        return Err(ConfigError::Invalid(format!(
+                            "snapshot_chunk_bytes {other} must be in 1..=134217728"
+                        )));
+                    }
+                },
+            },
             state_history_blocks: match self.state_history_blocks {
                 Some(0) => {
                     return Err(ConfigError::Invalid(

@@ -1,8 +1,10 @@
-//! The JSON-RPC endpoint: where it listens, and the admin token that guards the
-//! `conductor_` methods that change anything.
+//! The JSON-RPC endpoint: where it listens, the admin token that guards the
+//! `conductor_` methods that change anything, and the limits that keep any RPC
+//! load from reaching consensus (connections, subscriptions, call execution).
 
-use std::{net::SocketAddr, path::Path, path::PathBuf};
+use std::{net::SocketAddr, path::Path, path::PathBuf, time::Duration};
 
+use baton_rpc::{ConnectionLimits, ExecLimits};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +21,34 @@ pub struct RpcArgs {
     /// require (they are refused without it).
     #[arg(long, env = "BATON_ADMIN_TOKEN_FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// Most gas one eth_call or gas estimate may use [default: 50000000].
+    #[arg(long)]
+    pub rpc_gas_cap: Option<u64>,
+    /// Wall-clock limit of one eth_call, estimate, log query or fee history, in ms,
+    /// waiting included [default: 5000].
+    #[arg(long)]
+    pub rpc_evm_timeout_ms: Option<u64>,
+    /// Threads that execute calls, estimates, log queries and fee history, at low
+    /// CPU priority [default: 2].
+    #[arg(long)]
+    pub rpc_exec_threads: Option<usize>,
+    /// Calls that may wait for an execution thread; more are refused as busy
+    /// [default: 64].
+    #[arg(long)]
+    pub rpc_exec_queue: Option<usize>,
+    /// Calls one connection may have executing or waiting at once [default: 4].
+    #[arg(long)]
+    pub rpc_calls_per_connection: Option<usize>,
+    /// Most open connections [default: 1024].
+    #[arg(long)]
+    pub rpc_max_connections: Option<u32>,
+    /// Most subscriptions one WebSocket connection may hold [default: 64].
+    #[arg(long)]
+    pub rpc_subscriptions_per_connection: Option<u32>,
+    /// Least gap between two preconfirmation frames to one subscriber, in ms;
+    /// batches applied faster are merged into one frame [default: 50].
+    #[arg(long)]
+    pub flashblock_interval_ms: Option<u64>,
 }
 
 /// JSON-RPC settings, checked.
@@ -27,10 +57,48 @@ pub struct RpcConfig {
     pub addr: SocketAddr,
     /// The admin bearer token; admin methods are off without one.
     pub admin_token: Option<String>,
+    pub exec: ExecLimits,
+    pub connections: ConnectionLimits,
+    pub flashblock_interval: Duration,
 }
 
 impl RpcArgs {
     pub fn resolve(&self) -> Result<RpcConfig, ConfigError> {
+        let defaults = ExecLimits::default();
+        let exec = ExecLimits {
+            threads: self.rpc_exec_threads.unwrap_or(defaults.threads),
+            queue: self.rpc_exec_queue.unwrap_or(defaults.queue),
+            per_connection: self
+                .rpc_calls_per_connection
+                .unwrap_or(defaults.per_connection),
+            timeout: self
+                .rpc_evm_timeout_ms
+                .map_or(defaults.timeout, Duration::from_millis),
+            gas_cap: self.rpc_gas_cap.unwrap_or(defaults.gas_cap),
+        };
+        let connections = ConnectionLimits {
+            max_connections: self.rpc_max_connections.unwrap_or(1_024),
+            subscriptions_per_connection: self.rpc_subscriptions_per_connection.unwrap_or(64),
+        };
+        let positive = [
+            ("rpc_exec_threads", exec.threads as u64),
+            ("rpc_calls_per_connection", exec.per_connection as u64),
+            ("rpc_evm_timeout_ms", exec.timeout.as_millis() as u64),
+            ("rpc_gas_cap", exec.gas_cap),
+            (
+                "rpc_max_connections",
+                u64::from(connections.max_connections),
+            ),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
+        }
+        if exec.threads > 256 {
+            return Err(ConfigError::Invalid(format!(
+                "rpc_exec_threads {} is more than 256",
+                exec.threads
+            )));
+        }
         Ok(RpcConfig {
             addr: self.rpc_addr.ok_or(ConfigError::Missing("rpc_addr"))?,
             admin_token: self
@@ -38,6 +106,12 @@ impl RpcArgs {
                 .as_deref()
                 .map(read_token)
                 .transpose()?,
+            exec,
+            connections,
+            flashblock_interval: self.flashblock_interval_ms.map_or(
+                baton_rpc::DEFAULT_FLASHBLOCK_INTERVAL,
+                Duration::from_millis,
+            ),
         })
     }
 }
@@ -73,6 +147,7 @@ mod tests {
             RpcArgs {
                 rpc_addr: Some("127.0.0.1:8545".parse().expect("addr")),
                 admin_token_file: Some(path),
+                ..Default::default()
             }
             .resolve()
         };
@@ -86,6 +161,7 @@ mod tests {
         let missing = RpcArgs {
             rpc_addr: Some("127.0.0.1:8545".parse().expect("addr")),
             admin_token_file: Some(dir.path().join("absent")),
+            ..Default::default()
         }
         .resolve()
         .expect_err("missing")
@@ -94,5 +170,24 @@ mod tests {
             missing.contains("cannot read the admin token file"),
             "{missing}"
         );
+    }
+
+    #[test]
+    fn rpc_limits_have_defaults_and_zero_is_refused() {
+        let args = RpcArgs {
+            rpc_addr: Some("127.0.0.1:8545".parse().expect("addr")),
+            ..Default::default()
+        };
+        let config = args.resolve().expect("defaults");
+        assert_eq!(config.exec.timeout, Duration::from_secs(5));
+        assert_eq!(config.exec.gas_cap, 50_000_000);
+        let zero = RpcArgs {
+            rpc_calls_per_connection: Some(0),
+            ..args
+        }
+        .resolve()
+        .expect_err("zero")
+        .to_string();
+        assert_eq!(zero, "rpc_calls_per_connection must be at least 1");
     }
 }

@@ -1,0 +1,132 @@
+//! Hostile RPC load (DESIGN invariant 5: leadership moves only for a reason of the
+//! cluster's own): strangers sending endless `eth_call`s to the leader get clear
+//! errors at their limits, while blocks keep their cadence and nobody leads but the
+//! leader they started with.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use baton_testing::{RARE_SNAPSHOTS, TestCluster};
+use jsonrpsee::{
+    core::{ClientError, client::ClientT},
+    http_client::HttpClientBuilder,
+    rpc_params,
+};
+use serde_json::json;
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// `JUMPDEST PUSH1 0 JUMP`, run as a contract creation: loops until out of gas.
+const ENDLESS: &str = "0x5b600056";
+
+/// A call that runs past its time limit is stopped with geth's words; one that
+/// burns the gas cap ends out of gas. Neither holds a thread afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_endless_call_is_stopped_at_the_time_limit_with_a_clear_error() {
+    let cluster = TestCluster::start_with(1, 300, RARE_SNAPSHOTS, |_, config| {
+        config.rpc.exec.timeout = Duration::from_millis(1);
+        config.rpc.exec.gas_cap = u64::MAX / 4;
+    })
+    .await;
+    let leader = cluster.wait_for_leader(LONG).await;
+    let client = HttpClientBuilder::default()
+        .request_timeout(LONG)
+        .build(cluster.url(leader))
+        .expect("client");
+    for method in ["eth_call", "eth_estimateGas"] {
+        let error = client
+            .request::<serde_json::Value, _>(method, rpc_params![json!({ "data": ENDLESS })])
+            .await
+            .expect_err("an endless loop cannot finish");
+        let ClientError::Call(error) = error else {
+            panic!("{method}: not a JSON-RPC error: {error}");
+        };
+        assert_eq!(error.code(), -32000, "{method}");
+        assert_eq!(
+            error.message(),
+            "execution aborted (timeout exceeded)",
+            "{method}"
+        );
+    }
+    cluster.stop().await;
+}
+
+/// The attack: 8 clients send `eth_call`s of an endless loop at the full
+/// gas cap to the leader, back to back. They get answers or "busy" errors; the
+/// leader keeps producing blocks and keeps leading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn endless_calls_to_the_leader_do_not_move_leadership() {
+    let cluster = TestCluster::start(3, 300, RARE_SNAPSHOTS).await;
+    let leader = cluster.wait_for_leader(LONG).await;
+    cluster.wait_for_height(2, LONG).await;
+    let start_head = cluster.max_head();
+    let start_term = cluster.status(leader).term;
+    let url = cluster.url(leader);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (answered, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut attackers = Vec::new();
+    for _ in 0..8 {
+        let client = HttpClientBuilder::default()
+            .request_timeout(LONG)
+            .build(&url)
+            .expect("client");
+        let (stop, answered, refused) = (stop.clone(), answered.clone(), refused.clone());
+        attackers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let result = client
+                    .request::<serde_json::Value, _>(
+                        "eth_call",
+                        rpc_params![json!({ "data": ENDLESS })],
+                    )
+                    .await;
+                match result {
+                    Err(ClientError::Call(e))
+                        if e.code() == -32000 || e.code() == baton_rpc::LIMIT_EXCEEDED =>
+                    {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(_) => {
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => panic!("an unclear answer to an endless call: {e}"),
+                }
+            }
+        }));
+    }
+    let attack = Duration::from_secs(8);
+    let began = Instant::now();
+    while began.elapsed() < attack {
+        assert_eq!(
+            cluster.wait_for_leader(LONG).await,
+            leader,
+            "leadership moved under RPC load"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for attacker in attackers {
+        attacker.await.expect("attacker");
+    }
+    let blocks = cluster.max_head() - start_head;
+    // 8 s of 0.3 s blocks is ~26; a leader starved by the calls would seal few.
+    assert!(blocks >= 13, "only {blocks} blocks under RPC load");
+    assert!(
+        refused.load(Ordering::Relaxed) > 0,
+        "the endless calls ended in errors"
+    );
+    let term = cluster.status(leader).term;
+    assert_eq!(term, start_term, "the leader's term changed");
+    for id in 1..=3 {
+        let status = cluster.status(id);
+        assert_eq!(status.term, term, "node {id}: an election happened");
+        assert_eq!(status.leader_id, Some(leader), "node {id}");
+    }
+    cluster.assert_identical_chains().await;
+    cluster.stop().await;
+}
