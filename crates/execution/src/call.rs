@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use alloy_consensus::Header;
+use alloy_eips::eip2930::AccessList;
 use alloy_evm::{Evm, EvmEnv, EvmFactory, eth::EthEvmFactory};
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use baton_primitives::BlockStart;
@@ -14,7 +15,7 @@ use revm::{
     database::CacheDB,
 };
 
-use crate::{SPEC, StateAt, StoreDb, deadline::Deadline};
+use crate::{SPEC, StateAt, StoreDb, probe::Probe};
 
 /// The block a message runs in: the one whose state it reads (as geth does).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +72,8 @@ pub struct CallRequest {
     pub value: Option<U256>,
     pub input: Bytes,
     pub nonce: Option<u64>,
+    /// EIP-2930: addresses and slots warmed before it runs.
+    pub access_list: Option<AccessList>,
 }
 
 /// How a message ended.
@@ -84,6 +87,7 @@ pub enum CallOutcome {
     Revert {
         output: Bytes,
         reason: Option<String>,
+        gas_used: u64,
     },
     Halt {
         reason: String,
@@ -135,7 +139,7 @@ pub fn estimate_gas(
     let cap = gas_cap(request, &context.block);
     let used = match run(context, request, cap, deadline)? {
         CallOutcome::Success { gas_used, .. } => gas_used,
-        CallOutcome::Revert { output, reason } => {
+        CallOutcome::Revert { output, reason, .. } => {
             return Err(CallError::Reverted { output, reason });
         }
         CallOutcome::Halt { .. } => return Err(CallError::OutOfGas(cap)),
@@ -153,12 +157,96 @@ pub fn estimate_gas(
     Ok(high)
 }
 
+/// What `eth_createAccessList` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessListOutcome {
+    pub access_list: AccessList,
+    /// Gas the message uses with that list.
+    pub gas_used: u64,
+    /// Why the message failed with it, if it did (the list is still given).
+    pub error: Option<String>,
+}
+
+/// Runs of `eth_createAccessList` before its list must have settled.
+const ACCESS_LIST_ROUNDS: usize = 8;
+
+/// The access list of `request`, as geth makes it: run, record what the message
+/// touches (less its sender, recipient and the precompiles), run again with that
+/// list, until the list stops changing; with the gas used under it.
+pub fn create_access_list(
+    context: &CallContext,
+    request: &CallRequest,
+    deadline: Instant,
+) -> Result<AccessListOutcome, CallError> {
+    let gas = gas_cap(request, &context.block);
+    let from = request.from.unwrap_or_default();
+    // The recipient, or the contract a creation makes: warm anyway, as geth leaves it out.
+    let to = match request.to {
+        Some(TxKind::Call(to)) => to,
+        _ => from.create(match request.nonce {
+            Some(nonce) => nonce,
+            None => nonce_of(context, from)?,
+        }),
+    };
+    let skip = |address: &Address| *address == from || *address == to || is_precompile(address);
+    let mut request = request.clone();
+    let mut list = request.access_list.take().unwrap_or_default();
+    for _ in 0..ACCESS_LIST_ROUNDS {
+        request.access_list = Some(list.clone());
+        let (outcome, probe) = run_probed(context, &request, gas, Probe::new(deadline).recording());
+        let found = probe.access_list(skip);
+        if found == list {
+            let (gas_used, error) = match outcome? {
+                CallOutcome::Success { gas_used, .. } => (gas_used, None),
+                CallOutcome::Revert {
+                    reason, gas_used, ..
+                } => (gas_used, Some(reverted_message(reason.as_deref()))),
+                CallOutcome::Halt { reason, gas_used } => (gas_used, Some(reason)),
+            };
+            return Ok(AccessListOutcome {
+                access_list: list,
+                gas_used,
+                error,
+            });
+        }
+        list = found;
+    }
+    Err(CallError::Invalid(format!(
+        "the access list did not settle in {ACCESS_LIST_ROUNDS} runs"
+    )))
+}
+
+/// The nonce of `address` in `context`'s state.
+fn nonce_of(context: &CallContext, address: Address) -> Result<u64, CallError> {
+    use revm::database_interface::DatabaseRef;
+    let db = StoreDb::at(context.store.clone(), context.state.clone());
+    let account = db
+        .basic_ref(address)
+        .map_err(|e| CallError::State(e.to_string()))?;
+    Ok(account.map_or(0, |a| a.nonce))
+}
+
+/// Whether `address` is a precompile of the spec baton runs (0x01..=0x11).
+fn is_precompile(address: &Address) -> bool {
+    address.0[..19].iter().all(|b| *b == 0) && (1..=0x11).contains(&address.0[19])
+}
+
 fn run(
     context: &CallContext,
     request: &CallRequest,
     gas: u64,
     deadline: Instant,
 ) -> Result<CallOutcome, CallError> {
+    run_probed(context, request, gas, Probe::new(deadline)).0
+}
+
+/// Runs `request` watched by `probe`; gives the probe back with what it saw.
+fn run_probed(
+    context: &CallContext,
+    request: &CallRequest,
+    gas: u64,
+    probe: Probe,
+) -> (Result<CallOutcome, CallError>, Probe) {
     let block = &context.block;
     let mut cfg_env = CfgEnv::new_with_spec(SPEC).with_chain_id(context.chain_id);
     cfg_env.disable_nonce_check = request.nonce.is_none();
@@ -182,9 +270,12 @@ fn run(
     let tx = TxEnv {
         tx_type: if request.max_priority_fee_per_gas.is_some() {
             2
+        } else if request.access_list.is_some() {
+            1
         } else {
             0
         },
+        access_list: request.access_list.clone().unwrap_or_default(),
         caller: request.from.unwrap_or_default(),
         gas_limit: gas,
         gas_price: request.gas_price.unwrap_or_default(),
@@ -197,22 +288,28 @@ fn run(
         ..Default::default()
     };
     let mut db = CacheDB::new(StoreDb::at(context.store.clone(), context.state.clone()));
-    let mut evm =
-        EthEvmFactory::default().create_evm_with_inspector(&mut db, env, Deadline::new(deadline));
+    let mut evm = EthEvmFactory::default().create_evm_with_inspector(&mut db, env, probe);
     let outcome = evm.transact(tx);
-    if evm.inspector().timed_out {
-        return Err(CallError::Timeout);
+    let probe = std::mem::replace(evm.inspector_mut(), Probe::new(Instant::now()));
+    drop(evm);
+    if probe.timed_out {
+        return (Err(CallError::Timeout), probe);
     }
-    match outcome {
+    let outcome = match outcome {
         Ok(result) => Ok(match result.result {
             ExecutionResult::Success { .. } => CallOutcome::Success {
                 gas_used: result.result.tx_gas_used(),
                 output: result.result.into_output().unwrap_or_default(),
             },
-            ExecutionResult::Revert { output, .. } => CallOutcome::Revert {
-                reason: revert_reason(&output),
-                output,
-            },
+            ExecutionResult::Revert { .. } => {
+                let gas_used = result.result.tx_gas_used();
+                let output = result.result.into_output().unwrap_or_default();
+                CallOutcome::Revert {
+                    gas_used,
+                    reason: revert_reason(&output),
+                    output,
+                }
+            }
             ExecutionResult::Halt { reason, .. } => CallOutcome::Halt {
                 reason: format!("{reason:?}"),
                 gas_used: gas,
@@ -223,7 +320,8 @@ fn run(
         )),
         Err(EVMError::Database(e)) => Err(CallError::State(e.to_string())),
         Err(other) => Err(CallError::Invalid(other.to_string())),
-    }
+    };
+    (outcome, probe)
 }
 
 /// What a reverted message is reported as, with its reason when it has one.
@@ -309,6 +407,60 @@ mod tests {
         assert_eq!(
             CallError::Timeout.to_string(),
             "execution aborted (timeout exceeded)"
+        );
+    }
+
+    /// `eth_createAccessList`, as geth: an address whose balance is read and one
+    /// called are listed, and so is every slot loaded, the creation's own
+    /// included; the gas used is that of a run with the list.
+    #[test]
+    fn an_access_list_names_what_a_message_touches() {
+        let (_dir, context, _) = endless_loop(0);
+        let other = Address::repeat_byte(0x42);
+        let storage_owner = Address::repeat_byte(0x43);
+        // BALANCE(other), then STATICCALL storage_owner (no code: returns at once),
+        // then SLOAD(7) on the contract being created.
+        let mut input = vec![0x73];
+        input.extend_from_slice(other.as_slice());
+        input.extend_from_slice(&[0x31, 0x50]);
+        input.extend_from_slice(&[0x60, 0x00, 0x60, 0x00, 0x60, 0x00, 0x60, 0x00, 0x73]);
+        input.extend_from_slice(storage_owner.as_slice());
+        input.extend_from_slice(&[0x61, 0xff, 0xff, 0xfa, 0x50]);
+        input.extend_from_slice(&[0x60, 0x07, 0x54, 0x50, 0x00]);
+        let request = CallRequest {
+            gas: Some(1_000_000),
+            input: input.into(),
+            ..Default::default()
+        };
+        let outcome =
+            create_access_list(&context, &request, Instant::now() + Duration::from_secs(60))
+                .expect("access list");
+        assert_eq!(outcome.error, None);
+        let listed: std::collections::BTreeSet<(Address, Vec<B256>)> = outcome
+            .access_list
+            .0
+            .iter()
+            .map(|item| (item.address, item.storage_keys.clone()))
+            .collect();
+        let created = Address::ZERO.create(0);
+        let slot = B256::from(U256::from(7).to_be_bytes::<32>());
+        assert_eq!(
+            listed,
+            [
+                (other, vec![]),
+                (storage_owner, vec![]),
+                (created, vec![slot])
+            ]
+            .into_iter()
+            .collect()
+        );
+        let plain = match call(&context, &request, Instant::now() + Duration::from_secs(60)) {
+            Ok(CallOutcome::Success { gas_used, .. }) => gas_used,
+            other => panic!("{other:?}"),
+        };
+        assert_ne!(
+            outcome.gas_used, plain,
+            "the list changes what the message pays"
         );
     }
 

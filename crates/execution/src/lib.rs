@@ -17,9 +17,9 @@ mod builder;
 mod call;
 mod changes;
 mod commit;
-mod deadline;
 mod error;
 mod pending;
+mod probe;
 mod proof;
 mod self_check;
 mod state;
@@ -27,8 +27,8 @@ mod state;
 pub use block::{BlockStep, apply_entry, check_start, next_base_fee, seal_header};
 pub use builder::{BlockBuilder, ExecutedTx, SPEC, SealOutcome, TxError};
 pub use call::{
-    CallBlock, CallContext, CallError, CallOutcome, CallRequest, call, estimate_gas, revert_reason,
-    reverted_message,
+    AccessListOutcome, CallBlock, CallContext, CallError, CallOutcome, CallRequest, call,
+    create_access_list, estimate_gas, revert_reason, reverted_message,
 };
 pub use changes::StateChanges;
 pub use commit::{write_genesis, write_sealed};

@@ -105,6 +105,21 @@ async fn deploy_call_and_read_logs_of_a_contract() {
             .with_input(increment(amount));
         let gas = provider.estimate_gas(call.clone()).await.expect("estimate");
         assert!(gas > 21_000);
+        // EIP-2930 through the follower: the counter's storage slot is listed
+        // (geth lists the recipient's slots), and the gas with it is given.
+        let listed = provider
+            .create_access_list(&call.clone().with_from(me))
+            .await
+            .expect("access list");
+        assert!(listed.error.is_none(), "{listed:?}");
+        let item = listed
+            .access_list
+            .0
+            .iter()
+            .find(|item| item.address == counter)
+            .expect("the counter is listed with its storage");
+        assert!(!item.storage_keys.is_empty());
+        assert!(listed.gas_used > U256::from(21_000));
         let receipt = mined(&provider, call).await;
         assert!(receipt.status());
         assert_eq!(receipt.inner.logs().len(), 1);

@@ -1,11 +1,14 @@
-//! `eth_call` and `eth_estimateGas`: messages run on a block's state, never
+//! `eth_call`, `eth_estimateGas` and `eth_createAccessList`: messages run on a block's state, never
 //! committed, on the RPC execution threads within the call time limit and gas cap
 //! (`pool`).
 
 use alloy_eips::BlockId;
-use alloy_primitives::{Bytes, U64};
+use alloy_eips::eip2930::AccessListResult;
+use alloy_primitives::{Bytes, U64, U256};
 use alloy_rpc_types_eth::TransactionRequest;
-use baton_execution::{CallError, CallOutcome, CallRequest, call, estimate_gas, reverted_message};
+use baton_execution::{
+    CallError, CallOutcome, CallRequest, call, create_access_list, estimate_gas, reverted_message,
+};
 use jsonrpsee::{
     Extensions,
     core::{RpcResult, async_trait},
@@ -29,6 +32,14 @@ pub trait EthCallApi {
         request: TransactionRequest,
         block: Option<BlockId>,
     ) -> RpcResult<U64>;
+
+    /// EIP-2930: the addresses and slots the message touches, and its gas with them.
+    #[method(name = "eth_createAccessList", with_extensions)]
+    async fn create_access_list(
+        &self,
+        request: TransactionRequest,
+        block: Option<BlockId>,
+    ) -> RpcResult<AccessListResult>;
 }
 
 /// The message `request` describes, its gas at most `gas_cap` (geth's
@@ -43,6 +54,7 @@ fn message(request: &TransactionRequest, gas_cap: u64) -> CallRequest {
         value: request.value,
         input: request.input.input().cloned().unwrap_or_default(),
         nonce: request.nonce,
+        access_list: request.access_list.clone(),
     }
 }
 
@@ -92,13 +104,46 @@ impl EthCallApiServer for EthHandler {
             })
             .await
     }
+
+    async fn create_access_list(
+        &self,
+        extensions: &Extensions,
+        request: TransactionRequest,
+        block: Option<BlockId>,
+    ) -> RpcResult<AccessListResult> {
+        self.access_list(extensions, request, block).await
+    }
+}
+
+impl EthHandler {
+    /// `eth_createAccessList` on an execution thread.
+    async fn access_list(
+        &self,
+        extensions: &Extensions,
+        request: TransactionRequest,
+        block: Option<BlockId>,
+    ) -> RpcResult<AccessListResult> {
+        let context = self.call_context(block)?;
+        let message = message(&request, self.exec.limits().gas_cap);
+        self.exec
+            .run(extensions, move |deadline| {
+                let outcome =
+                    create_access_list(&context, &message, deadline).map_err(call_error)?;
+                Ok(AccessListResult {
+                    access_list: outcome.access_list,
+                    gas_used: U256::from(outcome.gas_used),
+                    error: outcome.error,
+                })
+            })
+            .await
+    }
 }
 
 /// What `eth_call` answers for a message's outcome.
 fn outcome(outcome: CallOutcome) -> RpcResult<Bytes> {
     match outcome {
         CallOutcome::Success { output, .. } => Ok(output),
-        CallOutcome::Revert { output, reason } => Err(ErrorObjectOwned::owned(
+        CallOutcome::Revert { output, reason, .. } => Err(ErrorObjectOwned::owned(
             EXECUTION_REVERTED,
             reverted_message(reason.as_deref()),
             Some(output),
