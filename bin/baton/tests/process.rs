@@ -113,7 +113,8 @@ async fn a_node_whose_critical_task_dies_exits_non_zero() {
 /// Execute once (DESIGN §6) and invariant 4: the leader applies its own batches
 /// and seals from its admission's results instead of executing them again, the
 /// followers execute every entry, and every node holds the same chain — so the
-/// reused results are exactly what execution gives.
+/// reused results are exactly what execution gives. Each node's `/metrics` shows
+/// it, with its Raft state and RPC traffic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leader_executes_once_and_followers_agree_at_every_height() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -156,6 +157,33 @@ async fn the_leader_executes_once_and_followers_agree_at_every_height() {
             )
             .unwrap_or(0.0)
         };
+        // The node's Raft state and RPC traffic, as an operator alerts on them.
+        let sample = |name: &str| client::metric(&page, name);
+        assert!(
+            sample("baton_raft_term").is_some_and(|t| t >= 1.0),
+            "{page}"
+        );
+        assert_eq!(sample("baton_raft_leader_id"), Some(leader as f64));
+        assert_eq!(
+            sample("baton_raft_role{role=\"leader\"}"),
+            Some(if id == leader { 1.0 } else { 0.0 })
+        );
+        assert!(sample("baton_raft_apply_lag").is_some());
+        assert!(sample("baton_rpc_connections").is_some());
+        if id == leader {
+            assert!(
+                sample(
+                    "baton_rpc_requests_total{method=\"eth_sendRawTransaction\",outcome=\"ok\"}"
+                )
+                .is_some_and(|n| n >= 40.0),
+                "{page}"
+            );
+        } else {
+            assert!(
+                sample("baton_raft_append_gap_seconds{quantile=\"0.99\"}").is_some(),
+                "a follower times the leader's appends: {page}"
+            );
+        }
         if id == leader {
             assert!(
                 count("batch", "reused") > 0.0,

@@ -389,11 +389,16 @@ async fn handle(
             })
             .await;
             match completed {
-                Ok(Ok(snapshot)) => RaftResponse::Snapshot(
-                    raft.install_full_snapshot(vote, Snapshot { meta, snapshot })
+                Ok(Ok(snapshot)) => {
+                    let installed = raft
+                        .install_full_snapshot(vote, Snapshot { meta, snapshot })
                         .await
-                        .map_err(RaftError::Fatal),
-                ),
+                        .map_err(RaftError::Fatal);
+                    if installed.is_ok() {
+                        metrics::counter!("baton_snapshots_installed_total").increment(1);
+                    }
+                    RaftResponse::Snapshot(installed)
+                }
                 Ok(Err(why)) => {
                     tracing::warn!(%id, %why, "cannot install a received snapshot yet");
                     RaftResponse::Refused(why)

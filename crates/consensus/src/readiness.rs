@@ -230,6 +230,28 @@ impl Consensus {
     }
 }
 
+/// What this node's Raft state tells Prometheus.
+fn record(consensus: &Consensus) {
+    let status = consensus.status();
+    metrics::gauge!("baton_raft_term").set(status.term as f64);
+    metrics::gauge!("baton_raft_leader_id").set(status.leader_id.unwrap_or(0) as f64);
+    let role = status.role.to_string();
+    for each in ["leader", "follower", "candidate", "learner", "shutdown"] {
+        let is = if role == each { 1.0 } else { 0.0 };
+        metrics::gauge!("baton_raft_role", "role" => each).set(is);
+    }
+    metrics::gauge!("baton_raft_committed_index").set(status.committed_index as f64);
+    metrics::gauge!("baton_raft_applied_index").set(status.applied_index as f64);
+    metrics::gauge!("baton_raft_apply_lag")
+        .set(status.committed_index.saturating_sub(status.applied_index) as f64);
+    metrics::gauge!("baton_ready").set(if status.readiness.is_ready() {
+        1.0
+    } else {
+        0.0
+    });
+    metrics::gauge!("baton_healthy").set(if status.healthy { 1.0 } else { 0.0 });
+}
+
 /// Keeps openraft's elections on exactly while this node is ready, and records each
 /// change of leader with its reason. Runs until the Raft instance stops.
 pub(crate) async fn watch(consensus: Consensus) {
@@ -260,10 +282,13 @@ pub(crate) async fn watch(consensus: Consensus) {
                 at_ms: baton_primitives::clock::now_ms(),
             });
             tracing::info!(term, ?leader, %reason, "leader changed");
+            metrics::counter!("baton_leader_changes_total", "reason" => reason.to_string())
+                .increment(1);
         }
         if leader.is_some() {
             seen = Some((term, leader));
         }
+        record(&consensus);
         tokio::select! {
             changed = metrics.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}

@@ -82,6 +82,7 @@ pub(crate) async fn run(
     stream: Stream,
     interval: Duration,
 ) {
+    let _open = crate::metered::Open::new("baton_rpc_subscriptions");
     let mut chain = context.consensus.chain();
     let mut cursor: Option<Cursor> = None;
     let mut last_frame = Instant::now() - interval;

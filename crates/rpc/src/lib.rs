@@ -20,6 +20,7 @@ mod filters;
 mod flashblocks;
 mod ids;
 mod logs;
+mod metered;
 mod net;
 mod pages;
 mod pool;
@@ -31,7 +32,9 @@ use std::{net::SocketAddr, sync::Arc};
 
 use jsonrpsee::{
     RpcModule,
-    server::{BatchRequestConfig, Server, ServerConfig, ServerHandle},
+    server::{
+        BatchRequestConfig, Server, ServerConfig, ServerHandle, middleware::rpc::RpcServiceBuilder,
+    },
     types::ErrorObjectOwned,
 };
 
@@ -107,6 +110,7 @@ pub async fn serve(
     let server = Server::builder()
         .set_config(config)
         .set_http_middleware(http)
+        .set_rpc_middleware(RpcServiceBuilder::new().layer_fn(metered::Metered::new))
         .build_from_tcp(listener)?;
     let addr = server.local_addr()?;
     let Handlers {

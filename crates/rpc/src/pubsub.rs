@@ -18,6 +18,7 @@ use crate::{
     EthHandler,
     flashblocks::{self, Stream},
     invalid_params,
+    metered::Open,
 };
 
 /// How long one notification may wait for a subscriber before it is dropped.
@@ -76,6 +77,7 @@ impl EthPubSubApiServer for EthHandler {
         let sink = pending.accept().await?;
         let context = self.clone();
         tokio::spawn(async move {
+            let _open = Open::new("baton_rpc_subscriptions");
             let mut chain = context.consensus.chain();
             let mut next = chain.borrow().head.number() + 1;
             loop {

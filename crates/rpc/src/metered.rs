@@ -1,0 +1,98 @@
+//! What the RPC server tells Prometheus: requests by method and outcome with
+//! their latency, open connections, and open subscriptions. Method names come from
+//! callers, so only methods the server knows get their own label; anything else
+//! counts as `unknown` (a stranger cannot grow the label set).
+
+use std::{future::Future, sync::Arc, time::Instant};
+
+use jsonrpsee::{
+    MethodResponse,
+    core::middleware::{Batch, Notification, RpcServiceT},
+    types::{ErrorCode, Request},
+};
+
+/// Wraps each connection's RPC service; one per connection.
+#[derive(Debug, Clone)]
+pub(crate) struct Metered<S> {
+    service: S,
+    _connection: Arc<Open>,
+}
+
+impl<S> Metered<S> {
+    pub(crate) fn new(service: S) -> Self {
+        Self {
+            service,
+            _connection: Arc::new(Open::new("baton_rpc_connections")),
+        }
+    }
+}
+
+/// Counts one open thing in gauge `name` for as long as it lives.
+#[derive(Debug)]
+pub(crate) struct Open {
+    name: &'static str,
+}
+
+impl Open {
+    pub(crate) fn new(name: &'static str) -> Self {
+        metrics::gauge!(name).increment(1.0);
+        Self { name }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        metrics::gauge!(self.name).decrement(1.0);
+    }
+}
+
+impl<S> RpcServiceT for Metered<S>
+where
+    S: RpcServiceT<
+            MethodResponse = MethodResponse,
+            BatchResponse = MethodResponse,
+            NotificationResponse = MethodResponse,
+        > + Send
+        + Sync
+        + Clone
+        + 'static,
+{
+    type MethodResponse = S::MethodResponse;
+    type NotificationResponse = S::NotificationResponse;
+    type BatchResponse = S::BatchResponse;
+
+    fn call<'a>(
+        &self,
+        request: Request<'a>,
+    ) -> impl Future<Output = Self::MethodResponse> + Send + 'a {
+        let service = self.service.clone();
+        async move {
+            let method = request.method_name().to_string();
+            let started = Instant::now();
+            let response = service.call(request).await;
+            let (method, outcome) = match response.as_error_code() {
+                None => (method, "ok"),
+                Some(code) if code == ErrorCode::MethodNotFound.code() => {
+                    ("unknown".to_string(), "error")
+                }
+                Some(_) => (method, "error"),
+            };
+            metrics::histogram!("baton_rpc_request_seconds", "method" => method.clone())
+                .record(started.elapsed());
+            metrics::counter!("baton_rpc_requests_total", "method" => method, "outcome" => outcome)
+                .increment(1);
+            response
+        }
+    }
+
+    fn batch<'a>(&self, batch: Batch<'a>) -> impl Future<Output = Self::BatchResponse> + Send + 'a {
+        self.service.batch(batch)
+    }
+
+    fn notification<'a>(
+        &self,
+        notification: Notification<'a>,
+    ) -> impl Future<Output = Self::NotificationResponse> + Send + 'a {
+        self.service.notification(notification)
+    }
+}
