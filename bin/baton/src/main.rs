@@ -14,8 +14,25 @@ async fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Err(error) = cli::run(cli).await {
-        eprintln!("error: {error:#}");
-        std::process::exit(1);
-    }
+    let code = match cli::run(cli).await {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            1
+        }
+    };
+    exit(code);
+}
+
+/// Ends the process without running C++ static destructors: RocksDB's background
+/// threads may still hold its static mutexes, and destroying them under those
+/// threads aborts the process ("pthread lock: Invalid argument") instead of
+/// exiting with `code`. Everything a node wrote is already in the OS (its WAL
+/// writes are done, the Raft log's fsynced), so nothing is lost by not unwinding.
+fn exit(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: _exit(2) ends the process at once; no Rust state is observed after it.
+    unsafe { libc::_exit(code) }
 }

@@ -91,8 +91,13 @@ async fn a_node_whose_critical_task_dies_exits_non_zero() {
         assert!(Instant::now() < deadline, "the node did not exit");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(exit.1.code(), Some(1), "exits non-zero");
     let log = log_tail(&cluster.node(leader).expect("node").log_path, 20);
+    assert_eq!(
+        exit.1.code(),
+        Some(1),
+        "exits non-zero, not {}: {log}",
+        exit.1
+    );
     assert!(
         log.contains("critical task sequencer"),
         "says which task: {log}"
