@@ -385,6 +385,11 @@ async fn a_follower_shows_its_own_writes_at_once() {
     let wallet = EthereumWallet::from(signer(3));
     let from = signer(3).address();
     let to = Address::repeat_byte(0x66);
+    let pending_filter: U256 = provider
+        .raw_request("eth_newPendingTransactionFilter".into(), ())
+        .await
+        .expect("pending transaction filter");
+    let mut sent_hashes = Vec::new();
 
     for _ in 0..10 {
         let nonce = provider
@@ -408,6 +413,7 @@ async fn a_follower_shows_its_own_writes_at_once() {
             .await
             .expect("sent with the pending nonce");
         assert_eq!(*sent.tx_hash(), *tx.tx_hash());
+        let sent_hash = *tx.tx_hash();
         let seen = provider
             .get_transaction_by_hash(*tx.tx_hash())
             .await
@@ -420,7 +426,52 @@ async fn a_follower_shows_its_own_writes_at_once() {
             .await
             .expect("pending nonce");
         assert_eq!(after, nonce + 1, "the pending nonce counts the write");
+        sent_hashes.push(sent_hash);
     }
+    let sent = sent_hashes;
+    // The pending-transaction filter reported each of them once, as it was applied.
+    let mut reported: Vec<B256> = Vec::new();
+    let deadline = std::time::Instant::now() + LONG;
+    while reported.len() < sent.len() {
+        let changes: Vec<B256> = provider
+            .raw_request("eth_getFilterChanges".into(), (pending_filter,))
+            .await
+            .expect("filter changes");
+        reported.extend(changes);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reported {reported:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(reported, sent, "each once, in order");
+    // Once sealed, each is at its block and index, raw as it was sent.
+    let first = receipt_of(&provider, sent[0]).await;
+    let raw_by_hash = provider
+        .get_raw_transaction_by_hash(sent[0])
+        .await
+        .expect("raw by hash")
+        .expect("exists");
+    let raw_at: alloy_primitives::Bytes = provider
+        .raw_request(
+            "eth_getRawTransactionByBlockHashAndIndex".into(),
+            (
+                first.block_hash.expect("sealed"),
+                U256::from(first.transaction_index.expect("index")),
+            ),
+        )
+        .await
+        .expect("raw by block hash and index");
+    assert_eq!(raw_at, raw_by_hash);
+    let blob_base_fee: U256 = provider
+        .raw_request("eth_blobBaseFee".into(), ())
+        .await
+        .expect("blob base fee");
+    assert_eq!(blob_base_fee, U256::from(1));
+    let _: Address = provider
+        .raw_request("eth_coinbase".into(), ())
+        .await
+        .expect("coinbase");
 
     // The synchronous send answers with the receipt as soon as the batch is
     // applied here: with 1 s blocks, before the block is sealed (zero block hash).

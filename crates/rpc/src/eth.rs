@@ -2,8 +2,9 @@
 //! are in `state`, `tx`, `call`, `logs`, `filters` and `pubsub`, on the same handler.
 
 use alloy_consensus::TxReceipt;
+use alloy_eips::eip2718::Encodable2718;
 use alloy_eips::{BlockId, BlockNumberOrTag};
-use alloy_primitives::{B256, U64, keccak256};
+use alloy_primitives::{Address, B256, Bytes, U64, U256, keccak256};
 use alloy_rpc_types_eth::{Block, BlockTransactions, Header, Transaction, TransactionReceipt};
 use baton_consensus::Consensus;
 use baton_primitives::SealedBlock;
@@ -98,8 +99,31 @@ pub trait EthBlocksApi {
         index: U64,
     ) -> RpcResult<Option<Transaction>>;
 
+    #[method(name = "eth_getRawTransactionByBlockNumberAndIndex")]
+    fn raw_transaction_by_block_number_and_index(
+        &self,
+        number: BlockNumberOrTag,
+        index: U64,
+    ) -> RpcResult<Option<Bytes>>;
+
+    #[method(name = "eth_getRawTransactionByBlockHashAndIndex")]
+    fn raw_transaction_by_block_hash_and_index(
+        &self,
+        hash: B256,
+        index: U64,
+    ) -> RpcResult<Option<Bytes>>;
+
     #[method(name = "eth_getBlockReceipts")]
     fn block_receipts(&self, block: BlockId) -> RpcResult<Option<Vec<TransactionReceipt>>>;
+
+    /// The fee recipient of the block being built (the head's, when none is open).
+    #[method(name = "eth_coinbase")]
+    fn coinbase(&self) -> RpcResult<Address>;
+
+    /// The blob base fee: baton takes no blobs, so it stays at the protocol
+    /// minimum of 1 wei.
+    #[method(name = "eth_blobBaseFee")]
+    fn blob_base_fee(&self) -> RpcResult<U256>;
 }
 
 impl EthHandler {
@@ -276,6 +300,38 @@ impl EthBlocksApiServer for EthHandler {
         Ok(self
             .tx_at(self.block_number_of(hash)?, index)?
             .map(SealedTx::into_rpc_transaction))
+    }
+
+    fn raw_transaction_by_block_number_and_index(
+        &self,
+        number: BlockNumberOrTag,
+        index: U64,
+    ) -> RpcResult<Option<Bytes>> {
+        Ok(self
+            .tx_at(Some(self.resolve(number)), index)?
+            .map(|tx| tx.tx.inner().encoded_2718().into()))
+    }
+
+    fn raw_transaction_by_block_hash_and_index(
+        &self,
+        hash: B256,
+        index: U64,
+    ) -> RpcResult<Option<Bytes>> {
+        Ok(self
+            .tx_at(self.block_number_of(hash)?, index)?
+            .map(|tx| tx.tx.inner().encoded_2718().into()))
+    }
+
+    fn coinbase(&self) -> RpcResult<Address> {
+        let view = self.consensus.chain().borrow().clone();
+        Ok(match view.open() {
+            Some(start) => start.coinbase,
+            None => view.head.header.beneficiary,
+        })
+    }
+
+    fn blob_base_fee(&self) -> RpcResult<U256> {
+        Ok(U256::from(1))
     }
 
     fn block_receipts(&self, block: BlockId) -> RpcResult<Option<Vec<TransactionReceipt>>> {

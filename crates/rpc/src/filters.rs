@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy_primitives::U256;
+use alloy_primitives::{U256, keccak256};
 use alloy_rpc_types_eth::{Filter, FilterChanges, Log};
 use jsonrpsee::{
     Extensions,
@@ -33,6 +33,11 @@ const MAX_FILTERS: usize = 10_000;
 enum FilterKind {
     Blocks,
     Logs(Box<Filter>),
+    /// Transactions as they are applied (committed, so final): block `next`'s
+    /// first `sent` were reported already.
+    PendingTransactions {
+        sent: usize,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +74,15 @@ impl Filters {
         Ok(U256::from(*counter))
     }
 
+    /// Moves pending-transaction filter `id` to `sent` transactions of block `next`.
+    fn set_pending_cursor(&self, id: U256, next: u64, sent: usize) {
+        let mut guard = self.inner.lock();
+        if let Some(filter) = u64::try_from(id).ok().and_then(|id| guard.1.get_mut(&id)) {
+            filter.next = next;
+            filter.kind = FilterKind::PendingTransactions { sent };
+        }
+    }
+
     /// The filter `id` as it was, and the last block this poll reports: the head,
     /// or fewer blocks when more than [`MAX_LOG_RANGE`] are new (a filter from block
     /// 0 reports the chain a window per poll, never all at once). Its cursor moves
@@ -94,6 +108,10 @@ pub trait EthFilterApi {
 
     #[method(name = "eth_newBlockFilter")]
     fn new_block_filter(&self) -> RpcResult<U256>;
+
+    /// Hashes of transactions as they are applied to the open block.
+    #[method(name = "eth_newPendingTransactionFilter")]
+    fn new_pending_transaction_filter(&self) -> RpcResult<U256>;
 
     #[method(name = "eth_getFilterChanges", with_extensions)]
     async fn filter_changes(&self, id: U256) -> RpcResult<FilterChanges>;
@@ -123,6 +141,16 @@ impl EthFilterApiServer for EthHandler {
         self.filters.install(FilterKind::Blocks, self.head() + 1)
     }
 
+    fn new_pending_transaction_filter(&self) -> RpcResult<U256> {
+        let view = self.consensus.chain().borrow().clone();
+        let (next, sent) = match &view.pending {
+            Some(pending) => (pending.start.number, pending.tx_count()),
+            None => (view.head.number() + 1, 0),
+        };
+        self.filters
+            .install(FilterKind::PendingTransactions { sent }, next)
+    }
+
     async fn filter_changes(&self, extensions: &Extensions, id: U256) -> RpcResult<FilterChanges> {
         let this = self.clone();
         self.exec
@@ -149,7 +177,9 @@ impl EthFilterApiServer for EthHandler {
                     })
                     .await
             }
-            FilterKind::Blocks => Err(invalid_params("eth_getFilterLogs needs a log filter")),
+            FilterKind::Blocks | FilterKind::PendingTransactions { .. } => {
+                Err(invalid_params("eth_getFilterLogs needs a log filter"))
+            }
         }
     }
 
@@ -166,6 +196,26 @@ impl EthHandler {
     fn filter_changes_until(&self, id: U256, deadline: Instant) -> RpcResult<FilterChanges> {
         let (installed, head) = self.filters.poll(id, self.head())?;
         match installed.kind {
+            FilterKind::PendingTransactions { sent } => {
+                let pending = self.consensus.chain().borrow().pending.clone();
+                let (mut number, mut skip, mut hashes) = (installed.next, sent, Vec::new());
+                while number <= head {
+                    if timed_out(deadline) {
+                        return Err(timed_out_error());
+                    }
+                    if let Some(block) = self.store.block(number).map_err(internal)? {
+                        hashes.extend(block.txs.iter().skip(skip).map(|(raw, _)| keccak256(raw)));
+                    }
+                    number += 1;
+                    skip = 0;
+                }
+                if let Some(pending) = pending.filter(|p| p.start.number == number) {
+                    hashes.extend(pending.transactions().skip(skip).map(|(_, tx)| tx.hash));
+                    skip = pending.tx_count();
+                }
+                self.filters.set_pending_cursor(id, number, skip);
+                Ok(FilterChanges::Hashes(hashes))
+            }
             FilterKind::Blocks => {
                 let mut hashes = Vec::new();
                 for number in installed.next..=head {
