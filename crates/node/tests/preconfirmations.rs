@@ -201,3 +201,77 @@ async fn frames_on_one_follower_preconfirm_what_another_follower_accepted() {
     assert!(sent.iter().all(|h| streamed.contains_key(h)));
     cluster.stop().await;
 }
+
+/// `eth_getLogs` up to `pending` includes the open block's logs: a contract call
+/// answered by `eth_sendRawTransactionSync` (its preconfirmed receipt) shows its log
+/// at once, whether or not its block has been sealed since.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logs_up_to_pending_include_a_preconfirmed_call() {
+    let cluster = TestCluster::start(3, 2_000, RARE_SNAPSHOTS).await;
+    let leader = cluster.wait_for_leader(LONG).await;
+    let follower = cluster.follower_of(leader);
+    let signer = PrivateKeySigner::from_bytes(&dev_accounts(7)[6].private_key).expect("key");
+    let wallet = EthereumWallet::from(signer.clone());
+    let provider = ProviderBuilder::new()
+        .wallet(wallet.clone())
+        .connect_http(cluster.url(follower).parse().expect("url"));
+    let code: alloy_primitives::Bytes = include_str!("contracts/Counter.bin")
+        .trim()
+        .parse()
+        .expect("hex bytecode");
+    let deployed = provider
+        .send_transaction(TransactionRequest::default().with_deploy_code(code))
+        .await
+        .expect("deploy")
+        .get_receipt()
+        .await
+        .expect("deployed");
+    let counter = deployed.contract_address.expect("contract");
+
+    let mut input = alloy_primitives::keccak256("increment(uint256)")[..4].to_vec();
+    input.extend_from_slice(&U256::from(3).to_be_bytes::<32>());
+    let nonce = provider
+        .get_transaction_count(signer.address())
+        .pending()
+        .await
+        .expect("nonce");
+    let request = TransactionRequest::default()
+        .with_to(counter)
+        .with_input(input)
+        .with_nonce(nonce)
+        .with_chain_id(baton_primitives::genesis::DEV_CHAIN_ID)
+        .with_gas_limit(200_000)
+        .with_max_fee_per_gas(2_000_000_000)
+        .with_max_priority_fee_per_gas(1);
+    let tx = <TransactionRequest as alloy_network::NetworkTransactionBuilder<
+        alloy_network::Ethereum,
+    >>::build(request, &wallet)
+    .await
+    .expect("signed");
+    let raw = alloy_eips::eip2718::Encodable2718::encoded_2718(&tx);
+    let receipt: Value = provider
+        .raw_request(
+            "eth_sendRawTransactionSync".into(),
+            (alloy_primitives::Bytes::from(raw), 10_000u64),
+        )
+        .await
+        .expect("sync send");
+    let block = receipt["blockNumber"]
+        .as_str()
+        .expect("block number")
+        .to_string();
+    let logs: Vec<Value> = provider
+        .raw_request(
+            "eth_getLogs".into(),
+            (serde_json::json!({ "fromBlock": block, "toBlock": "pending", "address": counter }),),
+        )
+        .await
+        .expect("logs");
+    let hash = format!("{:#x}", tx.tx_hash());
+    assert!(
+        logs.iter()
+            .any(|log| log["transactionHash"] == hash.as_str()),
+        "{hash} in {logs:?}"
+    );
+    cluster.stop().await;
+}

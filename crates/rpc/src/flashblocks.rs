@@ -23,7 +23,7 @@ use std::{
 use alloy_consensus::TxReceipt;
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{B64, B256, Bloom, Bytes, U64, U256, keccak256};
-use alloy_rpc_types_eth::{Filter, Log};
+use alloy_rpc_types_eth::Filter;
 use baton_execution::PendingBlock;
 use jsonrpsee::{SubscriptionMessage, SubscriptionSink};
 use serde_json::{Value, json};
@@ -320,13 +320,6 @@ impl Frame {
             });
         }
         payload
-    }
-}
-
-impl SealedTx {
-    /// The logs the transaction emitted, as `eth_getLogs` shows them.
-    fn logs(&self) -> Vec<Log> {
-        self.clone().into_rpc_receipt().inner.logs().to_vec()
     }
 }
 

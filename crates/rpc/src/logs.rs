@@ -105,7 +105,8 @@ impl EthHandler {
         filter: &Filter,
         deadline: std::time::Instant,
     ) -> RpcResult<Vec<Log>> {
-        let head = self.consensus.chain().borrow().head.number();
+        let view = self.consensus.chain().borrow().clone();
+        let head = view.head.number();
         let mut out = Vec::new();
         match &filter.block_option {
             FilterBlockOption::AtBlockHash(hash) => {
@@ -116,14 +117,25 @@ impl EthHandler {
                     .ok_or_else(|| invalid_params(format!("unknown block {hash}")))?;
                 self.matching_logs(number, filter, &mut out, MAX_LOGS)?;
             }
+            // `pending` alone: the open block's logs so far (committed, final).
+            FilterBlockOption::Range {
+                from_block: Some(BlockNumberOrTag::Pending),
+                ..
+            } => pending_logs(view.pending.as_deref(), filter, &mut out)?,
             FilterBlockOption::Range {
                 from_block,
                 to_block,
             } => {
                 let from = self.tag_number(from_block.as_ref(), head);
                 let to = self.tag_number(to_block.as_ref(), head).min(head);
+                let to_pending = to_block == &Some(BlockNumberOrTag::Pending);
                 if from > to {
                     if from > head {
+                        // Only the open block can be in range (if `to` is pending).
+                        let open = view.pending.as_deref().filter(|p| p.start.number >= from);
+                        if to_pending {
+                            pending_logs(open, filter, &mut out)?;
+                        }
                         return Ok(out);
                     }
                     return Err(invalid_params(format!(
@@ -142,8 +154,37 @@ impl EthHandler {
                     }
                     self.matching_logs(number, filter, &mut out, MAX_LOGS)?;
                 }
+                if to_pending {
+                    pending_logs(view.pending.as_deref(), filter, &mut out)?;
+                }
             }
         }
         Ok(out)
     }
+}
+
+/// The logs of the open block `pending` so far that `filter` matches, after `out`.
+fn pending_logs(
+    pending: Option<&baton_execution::PendingBlock>,
+    filter: &Filter,
+    out: &mut Vec<Log>,
+) -> RpcResult<()> {
+    let Some(pending) = pending else {
+        return Ok(());
+    };
+    for tx in crate::tx::pending_txs(pending, 0..pending.tx_count())? {
+        for log in tx
+            .logs()
+            .into_iter()
+            .filter(|log| filter.matches(&log.inner))
+        {
+            if out.len() >= MAX_LOGS {
+                return Err(invalid_params(format!(
+                    "query returned more than {MAX_LOGS} results; narrow the block range"
+                )));
+            }
+            out.push(log);
+        }
+    }
+    Ok(())
 }

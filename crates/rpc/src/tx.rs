@@ -372,6 +372,11 @@ pub(crate) struct SealedTx {
 }
 
 impl SealedTx {
+    /// The logs the transaction emitted, as `eth_getLogs` shows them.
+    pub(crate) fn logs(&self) -> Vec<Log> {
+        self.clone().into_rpc_receipt().inner.logs().to_vec()
+    }
+
     /// As geth shows it: a transaction of the open block has no block fields yet.
     pub(crate) fn into_rpc_transaction(self) -> Transaction {
         let sealed = !self.block_hash.is_zero();
