@@ -138,13 +138,7 @@ async fn the_leader_executes_once_and_followers_agree_at_every_height() {
             .expect("acknowledged");
         assert_eq!(answer, hash);
     }
-    let head = cluster
-        .heads()
-        .await
-        .into_iter()
-        .map(|(_, h)| h)
-        .max()
-        .expect("heads");
+    let head = cluster.max_head().await.expect("heads");
     cluster
         .wait_for_height(head + 2, LONG)
         .await
@@ -253,13 +247,7 @@ async fn a_successor_does_not_wait_for_a_leader_whose_clock_ran_ahead() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let head = cluster
-        .heads()
-        .await
-        .into_iter()
-        .map(|(_, h)| h)
-        .max()
-        .expect("heads");
+    let head = cluster.max_head().await.expect("heads");
     cluster
         .wait_for_height(head + 3, LONG)
         .await

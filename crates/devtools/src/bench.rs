@@ -113,7 +113,7 @@ pub async fn failover(args: FailoverArgs) -> eyre::Result<()> {
         let phase = (round as f64 * 0.618_034).fract();
         tokio::time::sleep(block_time.mul_f64(phase)).await;
         let victim = cluster.wait_for_leader(Duration::from_secs(10)).await?;
-        let reached = max_head(&cluster).await;
+        let reached = cluster.max_head().await.unwrap_or(0);
         cluster.kill(victim)?;
         let killed_at = Instant::now();
         let (gap, producer) = loop {
@@ -140,7 +140,7 @@ pub async fn failover(args: FailoverArgs) -> eyre::Result<()> {
         );
         gaps.push(gap);
         cluster.start(victim)?;
-        let head = max_head(&cluster).await;
+        let head = cluster.max_head().await.unwrap_or(0);
         cluster
             .wait_for_height(head, Duration::from_secs(60))
             .await?;
@@ -165,16 +165,6 @@ pub async fn failover(args: FailoverArgs) -> eyre::Result<()> {
     );
     cluster.stop_all(Duration::from_secs(5));
     Ok(())
-}
-
-async fn max_head(cluster: &Cluster) -> u64 {
-    cluster
-        .heads()
-        .await
-        .iter()
-        .map(|(_, h)| *h)
-        .max()
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -289,6 +289,11 @@ impl Cluster {
             .collect()
     }
 
+    /// The highest head any running node reports, if one answers.
+    pub async fn max_head(&self) -> Option<u64> {
+        self.heads().await.into_iter().map(|(_, h)| h).max()
+    }
+
     /// Waits until some running node reports itself leader, and returns it.
     pub async fn wait_for_leader(&mut self, timeout: Duration) -> eyre::Result<NodeId> {
         let deadline = Instant::now() + timeout;

@@ -11,7 +11,7 @@ use alloy_provider::{Provider, ProviderBuilder};
 use alloy_rpc_types_eth::{BlockNumberOrTag, TransactionRequest};
 use alloy_signer_local::PrivateKeySigner;
 use baton_primitives::dev_accounts;
-use baton_testing::{RARE_SNAPSHOTS, TestCluster};
+use baton_testing::{RARE_SNAPSHOTS, TestCluster, signed_raw};
 use jsonrpsee::{
     core::client::{Subscription, SubscriptionClientT},
     rpc_params,
@@ -238,22 +238,10 @@ async fn logs_up_to_pending_include_a_preconfirmed_call() {
     let request = TransactionRequest::default()
         .with_to(counter)
         .with_input(input)
-        .with_nonce(nonce)
-        .with_chain_id(baton_primitives::genesis::DEV_CHAIN_ID)
-        .with_gas_limit(200_000)
-        .with_max_fee_per_gas(2_000_000_000)
-        .with_max_priority_fee_per_gas(1);
-    let tx = <TransactionRequest as alloy_network::NetworkTransactionBuilder<
-        alloy_network::Ethereum,
-    >>::build(request, &wallet)
-    .await
-    .expect("signed");
-    let raw = alloy_eips::eip2718::Encodable2718::encoded_2718(&tx);
+        .with_gas_limit(200_000);
+    let (hash, raw) = signed_raw(request, nonce, &wallet).await;
     let receipt: Value = provider
-        .raw_request(
-            "eth_sendRawTransactionSync".into(),
-            (alloy_primitives::Bytes::from(raw), 10_000u64),
-        )
+        .raw_request("eth_sendRawTransactionSync".into(), (raw, 10_000u64))
         .await
         .expect("sync send");
     let block = receipt["blockNumber"]
@@ -267,7 +255,7 @@ async fn logs_up_to_pending_include_a_preconfirmed_call() {
         )
         .await
         .expect("logs");
-    let hash = format!("{:#x}", tx.tx_hash());
+    let hash = format!("{hash:#x}");
     assert!(
         logs.iter()
             .any(|log| log["transactionHash"] == hash.as_str()),

@@ -10,7 +10,7 @@ use alloy_provider::{Provider, ProviderBuilder};
 use alloy_rpc_types_eth::{TransactionReceipt, TransactionRequest};
 use alloy_signer_local::PrivateKeySigner;
 use baton_primitives::{dev_accounts, genesis::DEV_CHAIN_ID};
-use baton_testing::{RARE_SNAPSHOTS, TestCluster, mined};
+use baton_testing::{RARE_SNAPSHOTS, TestCluster, mined, signed_raw};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -166,26 +166,16 @@ async fn transfers_through_a_follower_survive_a_leader_crash() {
     assert_eq!(*by_index.expect("exists").inner.tx_hash(), last_hash);
 
     // EIP-7966: send and get the receipt in one call.
-    let request = transfer(to, 1)
-        .with_nonce(28)
-        .with_chain_id(baton_primitives::genesis::DEV_CHAIN_ID)
-        .with_max_fee_per_gas(2_000_000_000)
-        .with_max_priority_fee_per_gas(1);
-    let tx = <TransactionRequest as alloy_network::NetworkTransactionBuilder<
-        alloy_network::Ethereum,
-    >>::build(request, &EthereumWallet::from(signer(0)))
-    .await
-    .expect("signed");
-    let raw = alloy_eips::eip2718::Encodable2718::encoded_2718(&tx);
+    let (hash, raw) = signed_raw(transfer(to, 1), 28, &EthereumWallet::from(signer(0))).await;
     let receipt: TransactionReceipt = provider
         .raw_request(
             "eth_sendRawTransactionSync".into(),
-            (alloy_primitives::Bytes::from(raw.clone()), 10_000u64),
+            (raw.clone(), 10_000u64),
         )
         .await
         .expect("sync send");
     assert!(receipt.status());
-    assert_eq!(receipt.transaction_hash, *tx.tx_hash());
+    assert_eq!(receipt.transaction_hash, hash);
 
     // A wallet retrying across the failover: resending a committed transaction
     // (here, one the killed leader committed) answers with its hash, not an error.
@@ -203,7 +193,7 @@ async fn transfers_through_a_follower_survive_a_leader_crash() {
         .send_raw_transaction(&raw)
         .await
         .expect("a resend of the block's last transaction is not refused");
-    assert_eq!(*resent_sync.tx_hash(), *tx.tx_hash());
+    assert_eq!(*resent_sync.tx_hash(), hash);
 
     cluster.assert_identical_chains().await;
     cluster.stop().await;
@@ -311,19 +301,7 @@ async fn a_nonce_gap_waits_for_the_missing_transaction() {
     let to = Address::repeat_byte(0x77);
     let signed = |nonce: u64| {
         let wallet = wallet.clone();
-        async move {
-            let request = transfer(to, 1)
-                .with_nonce(nonce)
-                .with_chain_id(baton_primitives::genesis::DEV_CHAIN_ID)
-                .with_max_fee_per_gas(2_000_000_000)
-                .with_max_priority_fee_per_gas(1);
-            let tx = <TransactionRequest as alloy_network::NetworkTransactionBuilder<
-                alloy_network::Ethereum,
-            >>::build(request, &wallet)
-            .await
-            .expect("signed");
-            alloy_eips::eip2718::Encodable2718::encoded_2718(&tx)
-        }
+        async move { signed_raw(transfer(to, 1), nonce, &wallet).await.1 }
     };
     let (first, second) = (signed(0).await, signed(1).await);
     let ahead_copy = second.clone();
@@ -397,25 +375,14 @@ async fn a_follower_shows_its_own_writes_at_once() {
             .pending()
             .await
             .expect("pending nonce");
-        let request = transfer(to, 1)
-            .with_nonce(nonce)
-            .with_chain_id(DEV_CHAIN_ID)
-            .with_max_fee_per_gas(2_000_000_000)
-            .with_max_priority_fee_per_gas(1);
-        let tx = <TransactionRequest as alloy_network::NetworkTransactionBuilder<
-            alloy_network::Ethereum,
-        >>::build(request, &wallet)
-        .await
-        .expect("signed");
-        let raw = alloy_eips::eip2718::Encodable2718::encoded_2718(&tx);
+        let (sent_hash, raw) = signed_raw(transfer(to, 1), nonce, &wallet).await;
         let sent = provider
             .send_raw_transaction(&raw)
             .await
             .expect("sent with the pending nonce");
-        assert_eq!(*sent.tx_hash(), *tx.tx_hash());
-        let sent_hash = *tx.tx_hash();
+        assert_eq!(*sent.tx_hash(), sent_hash);
         let seen = provider
-            .get_transaction_by_hash(*tx.tx_hash())
+            .get_transaction_by_hash(sent_hash)
             .await
             .expect("by hash")
             .expect("the follower shows its own write");
@@ -480,32 +447,19 @@ async fn a_follower_shows_its_own_writes_at_once() {
         .pending()
         .await
         .expect("pending nonce");
-    let request = transfer(to, 1)
-        .with_nonce(nonce)
-        .with_chain_id(DEV_CHAIN_ID)
-        .with_max_fee_per_gas(2_000_000_000)
-        .with_max_priority_fee_per_gas(1);
-    let tx = <TransactionRequest as alloy_network::NetworkTransactionBuilder<
-        alloy_network::Ethereum,
-    >>::build(request, &wallet)
-    .await
-    .expect("signed");
-    let raw = alloy_eips::eip2718::Encodable2718::encoded_2718(&tx);
+    let (hash, raw) = signed_raw(transfer(to, 1), nonce, &wallet).await;
     let receipt: TransactionReceipt = provider
-        .raw_request(
-            "eth_sendRawTransactionSync".into(),
-            (alloy_primitives::Bytes::from(raw), 10_000u64),
-        )
+        .raw_request("eth_sendRawTransactionSync".into(), (raw, 10_000u64))
         .await
         .expect("sync send");
     assert!(receipt.status());
-    assert_eq!(receipt.transaction_hash, *tx.tx_hash());
+    assert_eq!(receipt.transaction_hash, hash);
     let number = receipt
         .block_number
         .expect("preconfirmed at a block number");
     // Whether or not the block was sealed by the time the answer was read, the
     // sealed receipt agrees with the preconfirmed one.
-    let sealed = receipt_of(&provider, *tx.tx_hash()).await;
+    let sealed = receipt_of(&provider, hash).await;
     assert_eq!(sealed.block_number, Some(number));
     assert_eq!(sealed.transaction_index, receipt.transaction_index);
     assert_eq!(sealed.gas_used, receipt.gas_used);

@@ -31,6 +31,26 @@ pub async fn mined(
         .expect("receipt")
 }
 
+/// `request` with `nonce`, the dev chain's id and the fees tests pay (2 gwei cap,
+/// 1 wei tip), signed by `wallet` as a wallet sends it raw: (hash, EIP-2718 bytes).
+pub async fn signed_raw(
+    request: alloy_rpc_types_eth::TransactionRequest,
+    nonce: u64,
+    wallet: &alloy_network::EthereumWallet,
+) -> (alloy_primitives::B256, alloy_primitives::Bytes) {
+    use alloy_network::{NetworkTransactionBuilder, TransactionBuilder};
+    let request = request
+        .with_nonce(nonce)
+        .with_chain_id(baton_primitives::genesis::DEV_CHAIN_ID)
+        .with_max_fee_per_gas(2_000_000_000)
+        .with_max_priority_fee_per_gas(1);
+    let tx = NetworkTransactionBuilder::<alloy_network::Ethereum>::build(request, wallet)
+        .await
+        .expect("signed");
+    let raw = alloy_eips::eip2718::Encodable2718::encoded_2718(&tx);
+    (*tx.tx_hash(), raw.into())
+}
+
 /// A snapshot threshold (bytes of log) no test reaches: snapshots only when a
 /// test asks for them.
 pub const RARE_SNAPSHOTS: u64 = 64 << 20;

@@ -191,14 +191,7 @@ pub async fn run(args: ChaosArgs) -> eyre::Result<()> {
 
     // Settle: every node at the same head, past everything any client was told
     // (the watchers stream it all, the rest of each block from the sealed chain).
-    let target = cluster
-        .heads()
-        .await
-        .iter()
-        .map(|(_, h)| *h)
-        .max()
-        .unwrap_or(0)
-        + 2;
+    let target = cluster.max_head().await.unwrap_or(0) + 2;
     cluster
         .wait_for_height(target, Duration::from_secs(120))
         .await?;
