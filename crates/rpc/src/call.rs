@@ -1,13 +1,16 @@
-//! `eth_call`, `eth_estimateGas` and `eth_createAccessList`: messages run on a block's state, never
-//! committed, on the RPC execution threads within the call time limit and gas cap
-//! (`pool`).
+//! `eth_call`, `eth_estimateGas` and `eth_createAccessList`: messages run on a
+//! block's state, never committed, on the RPC execution threads within the call
+//! time limit and gas cap (`pool`).
+
+use std::time::Instant;
 
 use alloy_eips::BlockId;
 use alloy_eips::eip2930::AccessListResult;
 use alloy_primitives::{Bytes, U64, U256};
 use alloy_rpc_types_eth::TransactionRequest;
 use baton_execution::{
-    CallError, CallOutcome, CallRequest, call, create_access_list, estimate_gas, reverted_message,
+    CallContext, CallError, CallOutcome, CallRequest, call, create_access_list, estimate_gas,
+    reverted_message,
 };
 use jsonrpsee::{
     Extensions,
@@ -79,13 +82,10 @@ impl EthCallApiServer for EthHandler {
         request: TransactionRequest,
         block: Option<BlockId>,
     ) -> RpcResult<Bytes> {
-        let context = self.call_context(block)?;
-        let message = message(&request, self.exec.limits().gas_cap);
-        self.exec
-            .run(extensions, move |deadline| {
-                outcome(call(&context, &message, deadline).map_err(call_error)?)
-            })
-            .await
+        self.run_message(extensions, &request, block, |context, message, deadline| {
+            outcome(call(context, message, deadline).map_err(call_error)?)
+        })
+        .await
     }
 
     async fn estimate_gas(
@@ -94,15 +94,12 @@ impl EthCallApiServer for EthHandler {
         request: TransactionRequest,
         block: Option<BlockId>,
     ) -> RpcResult<U64> {
-        let context = self.call_context(block)?;
-        let message = message(&request, self.exec.limits().gas_cap);
-        self.exec
-            .run(extensions, move |deadline| {
-                estimate_gas(&context, &message, deadline)
-                    .map(U64::from)
-                    .map_err(call_error)
-            })
-            .await
+        self.run_message(extensions, &request, block, |context, message, deadline| {
+            estimate_gas(context, message, deadline)
+                .map(U64::from)
+                .map_err(call_error)
+        })
+        .await
     }
 
     async fn create_access_list(
@@ -111,29 +108,37 @@ impl EthCallApiServer for EthHandler {
         request: TransactionRequest,
         block: Option<BlockId>,
     ) -> RpcResult<AccessListResult> {
-        self.access_list(extensions, request, block).await
+        self.run_message(extensions, &request, block, |context, message, deadline| {
+            let outcome = create_access_list(context, message, deadline).map_err(call_error)?;
+            Ok(AccessListResult {
+                access_list: outcome.access_list,
+                gas_used: U256::from(outcome.gas_used),
+                error: outcome.error,
+            })
+        })
+        .await
     }
 }
 
 impl EthHandler {
-    /// `eth_createAccessList` on an execution thread.
-    async fn access_list(
+    /// Runs `job` on the message `request` describes, on `block`'s state, on an
+    /// execution thread within the call's deadline.
+    async fn run_message<T, F>(
         &self,
         extensions: &Extensions,
-        request: TransactionRequest,
+        request: &TransactionRequest,
         block: Option<BlockId>,
-    ) -> RpcResult<AccessListResult> {
+        job: F,
+    ) -> RpcResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&CallContext, &CallRequest, Instant) -> RpcResult<T> + Send + 'static,
+    {
         let context = self.call_context(block)?;
-        let message = message(&request, self.exec.limits().gas_cap);
+        let message = message(request, self.exec.limits().gas_cap);
         self.exec
             .run(extensions, move |deadline| {
-                let outcome =
-                    create_access_list(&context, &message, deadline).map_err(call_error)?;
-                Ok(AccessListResult {
-                    access_list: outcome.access_list,
-                    gas_used: U256::from(outcome.gas_used),
-                    error: outcome.error,
-                })
+                job(&context, &message, deadline)
             })
             .await
     }
