@@ -65,6 +65,46 @@ async fn sigkill_of_the_leader_process_fails_over_and_the_victim_catches_up() {
     cluster.stop_all(Duration::from_secs(5));
 }
 
+/// `baton status --rpc URL` when the node at URL is down: it asks the members it
+/// learned of from that URL before, and shows the dead one as unreachable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_of_a_dead_node_asks_the_members_it_learned_of() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cluster = Cluster::create(&spec(dir.path())).expect("cluster");
+    cluster.start_all().expect("start");
+    cluster.wait_for_leader(LONG).await.expect("leader");
+    let url = cluster.node(1).expect("node 1").rpc_url.clone();
+    let status = || {
+        let out = Command::new(BIN)
+            .args(["status", "--rpc", &url])
+            .env("XDG_CACHE_HOME", dir.path().join("cache"))
+            .output()
+            .expect("baton status runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, table, _) = status();
+    assert!(
+        ok && table.lines().filter(|l| l.contains("http://")).count() == 3,
+        "{table}"
+    );
+
+    cluster.kill(1).expect("kill node 1");
+    let (ok, table, said) = status();
+    assert!(ok, "{said}");
+    assert!(said.contains("does not answer"), "{said}");
+    let unreachable: Vec<&str> = table
+        .lines()
+        .filter(|l| l.contains("unreachable"))
+        .collect();
+    assert_eq!(unreachable.len(), 1, "{table}");
+    assert!(unreachable[0].contains(&url), "{table}");
+    cluster.stop_all(Duration::from_secs(5));
+}
+
 /// Fail-stop: a node whose critical task ends (here its sequencer, stopped through
 /// the test-only fault hook) says which, stops, and exits non-zero, so an
 /// orchestrator restarts it; the others elect a leader and carry on (invariant 5:

@@ -23,7 +23,7 @@ use eyre::bail;
 use crate::{
     client,
     cluster::{Cluster, ClusterSpec},
-    genesis::{self, GenesisArgs},
+    genesis::{self, DevChain, GenesisArgs},
 };
 
 /// The local cluster a benchmark runs on.
@@ -75,9 +75,12 @@ pub(crate) async fn start_cluster(
         let started = Instant::now();
         genesis::write_file(
             &path,
-            spec.genesis.gas_limit.unwrap_or(DEV_GAS_LIMIT),
-            extra.data.dev_accounts.unwrap_or(DEV_ACCOUNTS),
-            spec.genesis.extra_accounts,
+            &DevChain {
+                gas_limit: spec.genesis.gas_limit.unwrap_or(DEV_GAS_LIMIT),
+                accounts: extra.data.dev_accounts.unwrap_or(DEV_ACCOUNTS),
+                extra: spec.genesis.extra_accounts,
+                ..DevChain::default()
+            },
         )?;
         println!(
             "wrote a genesis with {} filler accounts in {:.1}s",

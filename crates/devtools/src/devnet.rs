@@ -2,11 +2,13 @@
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
+use alloy_primitives::{U256, utils::format_units};
 use baton_consensus::{NodeStatus, Role};
 use baton_node::config::NodeArgs;
 use baton_primitives::{
-    NodeId, dev_accounts,
-    genesis::{DEV_ACCOUNTS, DEV_CHAIN_ID, DEV_MNEMONIC},
+    ChainSpec, DevAccount, NodeId,
+    genesis::{DEV_ACCOUNTS, DEV_BALANCE, DEV_CHAIN_ID, DEV_GAS_LIMIT, DEV_MNEMONIC},
+    mnemonic_accounts,
 };
 use clap::Args;
 use eyre::WrapErr;
@@ -14,6 +16,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     cluster::{Cluster, ClusterSpec, log_tail},
+    genesis::DevChain,
     status::print_table,
 };
 
@@ -33,14 +36,24 @@ pub struct DevnetArgs {
     pub p2p_port: u16,
     #[arg(long, default_value_t = 1000)]
     pub block_time_ms: u64,
-    /// Fund this many accounts of the dev mnemonic with 10,000 ETH each.
+    /// Fund (and unlock: the nodes sign for them) this many accounts of the mnemonic.
     #[arg(long, default_value_t = DEV_ACCOUNTS)]
     pub accounts: u32,
+    /// The dev accounts' BIP-39 mnemonic [default: "test test … junk", anvil's].
+    #[arg(long)]
+    pub mnemonic: Option<String>,
+    /// Each dev account's balance, in ETH [default: 10000].
+    #[arg(long, conflicts_with = "genesis")]
+    pub balance: Option<u64>,
+    /// Chain id of the dev chain [default: 7331].
+    #[arg(long, conflicts_with = "genesis")]
+    pub chain_id: Option<u64>,
     /// Every node hands leadership to the next (round-robin by id) after every N
     /// sealed blocks; 0 = off.
     #[arg(long, default_value_t = 0)]
     pub rotation_blocks: u64,
-    /// Start from this geth-style genesis file instead of the dev chain's.
+    /// Start from this geth-style genesis file instead of the dev chain's (the
+    /// mnemonic's accounts are still unlocked).
     #[arg(long, conflicts_with = "gas_limit")]
     pub genesis: Option<PathBuf>,
     /// Block gas limit of the dev chain [default: 150M].
@@ -58,18 +71,36 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
         (None, Some(temp)) => temp.path().to_path_buf(),
         (None, None) => unreachable!("a temp dir is made when no data dir is given"),
     };
-    let genesis = match (&args.genesis, args.gas_limit) {
-        (Some(path), _) => Some(
+    let mnemonic = args.mnemonic.as_deref().unwrap_or(DEV_MNEMONIC);
+    let chain = DevChain {
+        chain_id: args.chain_id.unwrap_or(DEV_CHAIN_ID),
+        gas_limit: args.gas_limit.unwrap_or(DEV_GAS_LIMIT),
+        mnemonic: mnemonic.to_string(),
+        accounts: args.accounts,
+        balance: match args.balance {
+            Some(eth) => U256::from(eth) * U256::from(10u64.pow(18)),
+            None => DEV_BALANCE,
+        },
+        extra: 0,
+    };
+    let accounts = mnemonic_accounts(mnemonic, args.accounts)?;
+    let custom = args.gas_limit.is_some() || args.balance.is_some() || args.chain_id.is_some();
+    let genesis = match &args.genesis {
+        Some(path) => Some(
             path.canonicalize()
                 .wrap_err_with(|| format!("cannot read the genesis file {}", path.display()))?,
         ),
-        (None, Some(gas_limit)) => {
+        None if custom => {
             std::fs::create_dir_all(&data_dir)?;
             let path = data_dir.join("genesis.json");
-            crate::genesis::write_file(&path, gas_limit, args.accounts, 0)?;
+            crate::genesis::write_file(&path, &chain)?;
             Some(path)
         }
-        (None, None) => None,
+        None => None,
+    };
+    let chain_id = match &genesis {
+        Some(path) => ChainSpec::from_file(path)?.chain_id,
+        None => chain.chain_id,
     };
     let mut cluster = Cluster::create(&ClusterSpec {
         binary: std::env::current_exe()?,
@@ -81,6 +112,8 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
         extra: {
             let mut extra = NodeArgs::default();
             extra.data.dev_accounts = Some(args.accounts);
+            extra.data.dev_mnemonic = Some(mnemonic.to_string());
+            extra.data.dev_unlocked = Some(true);
             extra.sequencer.rotation_blocks = Some(args.rotation_blocks);
             extra.data.genesis = genesis;
             extra
@@ -89,7 +122,7 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
     cluster.start_all()?;
     let ready = async {
         cluster.wait_for_leader(Duration::from_secs(30)).await?;
-        cluster.wait_for_height(0, Duration::from_secs(30)).await
+        cluster.wait_for_height(1, Duration::from_secs(30)).await
     };
     if let Err(e) = ready.await {
         for node in &cluster.nodes {
@@ -104,7 +137,7 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
     }
 
     println!(
-        "baton devnet: {} sequencer nodes, chain id {DEV_CHAIN_ID}",
+        "baton devnet: {} sequencer nodes, chain id {chain_id}",
         args.nodes
     );
     println!(
@@ -116,7 +149,7 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
             ""
         }
     );
-    print_accounts(args.accounts);
+    print_accounts(&accounts, mnemonic, args.genesis.is_none(), &chain.balance);
     let statuses = cluster.statuses().await;
     print_table(&statuses_with_urls(&cluster, &statuses));
     println!(
@@ -165,15 +198,37 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
     Ok(())
 }
 
-fn print_accounts(count: u32) {
-    let accounts = dev_accounts(count);
-    println!("Dev accounts (10,000 ETH each; mnemonic \"{DEV_MNEMONIC}\"):");
-    for (i, account) in accounts.iter().enumerate() {
+/// Most accounts listed at start; the mnemonic derives the rest.
+const LISTED_ACCOUNTS: usize = 20;
+
+fn print_accounts(accounts: &[DevAccount], mnemonic: &str, funded: bool, balance: &U256) {
+    let funding = if funded {
+        format!(
+            "{} ETH each",
+            format_units(*balance, "ether")
+                .unwrap_or_default()
+                .trim_end_matches('0')
+                .trim_end_matches('.')
+        )
+    } else {
+        "as the genesis file funds them".to_string()
+    };
+    println!(
+        "Dev accounts ({funding}; unlocked: the nodes sign for them; mnemonic \"{mnemonic}\"):"
+    );
+    let listed = &accounts[..accounts.len().min(LISTED_ACCOUNTS)];
+    for (i, account) in listed.iter().enumerate() {
         println!("({i}) {}", account.address);
     }
     println!("\nPrivate keys (public knowledge: use them on this devnet only):");
-    for (i, account) in accounts.iter().enumerate() {
+    for (i, account) in listed.iter().enumerate() {
         println!("({i}) {}", account.private_key);
+    }
+    if accounts.len() > listed.len() {
+        println!(
+            "… and {} more, derived from the mnemonic",
+            accounts.len() - listed.len()
+        );
     }
     println!();
 }

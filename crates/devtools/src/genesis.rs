@@ -8,9 +8,8 @@ use std::{
 };
 
 use alloy_primitives::{Address, U256, keccak256};
-use baton_primitives::{
-    dev_accounts,
-    genesis::{DEV_BALANCE, DEV_CHAIN_ID},
+use baton_primitives::genesis::{
+    DEV_ACCOUNTS, DEV_BALANCE, DEV_CHAIN_ID, DEV_GAS_LIMIT, DEV_MNEMONIC, mnemonic_accounts,
 };
 use clap::Args;
 
@@ -38,25 +37,52 @@ pub fn filler_address(index: u64) -> Address {
     Address::from_slice(&keccak256(index.to_be_bytes())[12..])
 }
 
-/// Writes a geth-style genesis to `path`: the dev chain id, `gas_limit`, the
-/// first `dev` dev accounts with 10,000 ETH each, and `extra` filler accounts.
-pub fn write_file(path: &Path, gas_limit: u64, dev: u32, extra: u64) -> eyre::Result<()> {
+/// A dev chain to write as a genesis file.
+#[derive(Debug, Clone)]
+pub struct DevChain {
+    pub chain_id: u64,
+    pub gas_limit: u64,
+    /// The funded accounts are the first `accounts` of this mnemonic.
+    pub mnemonic: String,
+    pub accounts: u32,
+    /// Each funded account's balance, in wei.
+    pub balance: U256,
+    /// Filler accounts (1 wei each) beside the funded ones.
+    pub extra: u64,
+}
+
+impl Default for DevChain {
+    /// The built-in dev chain's parameters.
+    fn default() -> Self {
+        Self {
+            chain_id: DEV_CHAIN_ID,
+            gas_limit: DEV_GAS_LIMIT,
+            mnemonic: DEV_MNEMONIC.to_string(),
+            accounts: DEV_ACCOUNTS,
+            balance: DEV_BALANCE,
+            extra: 0,
+        }
+    }
+}
+
+/// Writes `chain` to `path` as a geth-style genesis, streamed.
+pub fn write_file(path: &Path, chain: &DevChain) -> eyre::Result<()> {
     let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
     write!(
         out,
-        r#"{{"config":{{"chainId":{DEV_CHAIN_ID}}},"gasLimit":"{gas_limit:#x}","baseFeePerGas":"0x3b9aca00","timestamp":"0x0","alloc":{{"#
+        r#"{{"config":{{"chainId":{}}},"gasLimit":"{:#x}","baseFeePerGas":"0x3b9aca00","timestamp":"0x0","alloc":{{"#,
+        chain.chain_id, chain.gas_limit
     )?;
-    let balance = |value: U256| format!("{value:#x}");
     let mut first = true;
-    let mut entry = |out: &mut BufWriter<std::fs::File>, address: Address, wei: String| {
+    let mut entry = |out: &mut BufWriter<std::fs::File>, address: Address, wei: U256| {
         let comma = if std::mem::take(&mut first) { "" } else { "," };
-        write!(out, r#"{comma}"{address:#x}":{{"balance":"{wei}"}}"#)
+        write!(out, r#"{comma}"{address:#x}":{{"balance":"{wei:#x}"}}"#)
     };
-    for account in dev_accounts(dev) {
-        entry(&mut out, account.address, balance(DEV_BALANCE))?;
+    for account in mnemonic_accounts(&chain.mnemonic, chain.accounts)? {
+        entry(&mut out, account.address, chain.balance)?;
     }
-    for index in 0..extra {
-        entry(&mut out, filler_address(index), "0x1".into())?;
+    for index in 0..chain.extra {
+        entry(&mut out, filler_address(index), U256::from(1))?;
     }
     writeln!(out, "}}}}")?;
     out.flush()?;

@@ -1,8 +1,11 @@
 //! `baton status`: the cluster as a table, from any one member's RPC URL.
+//!
+//! The members learned from a URL are remembered (in the user's cache dir), so
+//! when that node is down the next `baton status --rpc URL` asks the others.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
-use baton_consensus::NodeStatus;
+use baton_consensus::{MemberInfo, NodeStatus};
 use baton_primitives::NodeId;
 use clap::Args;
 
@@ -38,7 +41,7 @@ pub async fn run(args: StatusArgs) -> eyre::Result<()> {
         );
         return Ok(());
     }
-    let members = client::members(&args.rpc, timeout).await?;
+    let members = members(&args.rpc, timeout).await?;
     let polls = members.iter().map(|m| async move {
         let status = client::node_status(&m.rpc_url, timeout).await.ok();
         (m.id, (m.rpc_url.clone(), None, status))
@@ -46,6 +49,60 @@ pub async fn run(args: StatusArgs) -> eyre::Result<()> {
     let rows: BTreeMap<_, _> = futures::future::join_all(polls).await.into_iter().collect();
     print_table(&rows);
     Ok(())
+}
+
+/// Where the members last learned from each URL are kept.
+fn remembered_path() -> Option<PathBuf> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(cache.join("baton").join("status-members.json"))
+}
+
+fn remembered() -> BTreeMap<String, Vec<MemberInfo>> {
+    remembered_path()
+        .and_then(|path| std::fs::read(path).ok())
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+/// Remembers `members` as learned from `url` (best effort: a read-only home
+/// only loses the fallback).
+fn remember(url: &str, members: &[MemberInfo]) {
+    let Some(path) = remembered_path() else {
+        return;
+    };
+    let mut all = remembered();
+    all.insert(url.to_string(), members.to_vec());
+    if let (Some(dir), Ok(json)) = (path.parent(), serde_json::to_vec(&all)) {
+        let _ = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, json));
+    }
+}
+
+/// The members, as `url` lists them; when it does not answer, as the first of
+/// the members learned from it before that does.
+async fn members(url: &str, timeout: Duration) -> eyre::Result<Vec<MemberInfo>> {
+    let asked = match client::members(url, timeout).await {
+        Ok(members) => {
+            remember(url, &members);
+            return Ok(members);
+        }
+        Err(e) => e,
+    };
+    let known = remembered().remove(url).unwrap_or_default();
+    for other in known.iter().filter(|m| m.rpc_url != url) {
+        if let Ok(members) = client::members(&other.rpc_url, timeout).await {
+            eprintln!(
+                "{url} does not answer ({asked}); members as {} lists them:",
+                other.rpc_url
+            );
+            remember(url, &members);
+            return Ok(members);
+        }
+    }
+    Err(asked.wrap_err(format!(
+        "{url} does not answer, and no member learned from it before does"
+    )))
 }
 
 /// Prints one row per node: id, RPC URL, pid (when known), role, term, leader,

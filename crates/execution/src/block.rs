@@ -1,6 +1,9 @@
 //! Opening, filling and sealing blocks.
 
-use alloy_consensus::{EMPTY_OMMER_ROOT_HASH, Header, constants::EMPTY_WITHDRAWALS};
+use alloy_consensus::{
+    EMPTY_OMMER_ROOT_HASH, Header, ReceiptEnvelope, TxReceipt, constants::EMPTY_WITHDRAWALS,
+    proofs::calculate_receipt_root,
+};
 use alloy_eips::{
     eip1559::BaseFeeParams, eip1559::calc_next_block_base_fee, eip7685::EMPTY_REQUESTS_HASH,
 };
@@ -142,16 +145,24 @@ pub fn apply_entry(
 }
 
 /// The header of the block opened by `start` on top of `parent`: what every node
-/// derives identically from the same transactions and state.
+/// derives identically from the same transactions, receipts and state.
 pub fn seal_header(
     start: &BlockStart,
     parent: &Header,
     txs: &[(Bytes, Address)],
     state_root: B256,
-    receipts_root: B256,
-    logs_bloom: Bloom,
+    receipts: &[ReceiptEnvelope],
     gas_used: u64,
 ) -> Header {
+    let receipts_root = if receipts.is_empty() {
+        EMPTY_ROOT_HASH
+    } else {
+        calculate_receipt_root(receipts)
+    };
+    let mut logs_bloom = Bloom::ZERO;
+    for receipt in receipts {
+        logs_bloom.accrue_bloom(&receipt.bloom());
+    }
     let transactions_root = if txs.is_empty() {
         EMPTY_ROOT_HASH
     } else {

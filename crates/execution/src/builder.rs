@@ -11,30 +11,24 @@
 //! top of the head state with this block's environment; replaying `txs` on the same
 //! head rebuilds it byte for byte (DESIGN invariant 4).
 
-use alloy_consensus::{
-    Receipt, ReceiptEnvelope, Transaction, TxEnvelope, TxReceipt, proofs::calculate_receipt_root,
-    transaction::Recovered,
-};
+use alloy_consensus::{Receipt, ReceiptEnvelope, Transaction, TxEnvelope, transaction::Recovered};
 use alloy_eips::eip2718::Decodable2718;
 use alloy_evm::{Evm, EvmEnv, EvmFactory, eth::EthEvmFactory};
-use alloy_primitives::{Address, B256, Bloom, Bytes, U256, keccak256};
-use alloy_trie::EMPTY_ROOT_HASH;
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use baton_primitives::{BlockStart, OpenBlock, SealedBlock};
 use baton_storage::Store;
 use revm::{
     DatabaseCommit,
-    context::{
-        BlockEnv, CfgEnv,
-        result::{EVMError, InvalidTransaction, ResultAndState},
-    },
+    context::result::{EVMError, InvalidTransaction, ResultAndState},
     database::CacheDB,
     primitives::hardfork::SpecId,
     state::EvmState,
 };
 
 use crate::{
-    PendingBatch, StateChanges,
+    CallBlock, PendingBatch, StateChanges,
     block::seal_header,
+    call::sealed_env,
     state::{StateError, StoreDb},
 };
 
@@ -231,21 +225,7 @@ impl BlockBuilder {
     }
 
     fn env(&self) -> EvmEnv {
-        let mut cfg_env = CfgEnv::new_with_spec(SPEC).with_chain_id(self.chain_id);
-        cfg_env.tx_chain_id_check = true;
-        EvmEnv {
-            cfg_env,
-            block_env: BlockEnv {
-                number: U256::from(self.start.number),
-                beneficiary: self.start.coinbase,
-                timestamp: U256::from(self.start.timestamp_ms / 1000),
-                gas_limit: self.start.gas_limit,
-                basefee: self.start.base_fee,
-                difficulty: U256::ZERO,
-                prevrandao: Some(B256::ZERO),
-                ..Default::default()
-            },
-        }
+        sealed_env(self.chain_id, &CallBlock::of_start(&self.start))
     }
 
     /// Executes `raw` (sent by `sender`) on top of this block's effects so far and,
@@ -332,22 +312,12 @@ impl BlockBuilder {
         let state_root = changes.state_root;
         let receipts: Vec<ReceiptEnvelope> =
             self.executed.iter().map(|e| e.receipt.clone()).collect();
-        let receipts_root = if receipts.is_empty() {
-            EMPTY_ROOT_HASH
-        } else {
-            calculate_receipt_root(&receipts)
-        };
-        let mut logs_bloom = Bloom::ZERO;
-        for receipt in &receipts {
-            logs_bloom.accrue_bloom(&receipt.bloom());
-        }
         let header = seal_header(
             &self.start,
             parent,
             &self.txs,
             state_root,
-            receipts_root,
-            logs_bloom,
+            &receipts,
             self.gas_used,
         );
         Ok(SealOutcome {

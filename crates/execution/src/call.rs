@@ -1,4 +1,5 @@
-//! Read-only execution for `eth_call` and `eth_estimateGas`: a message run on the
+//! Read-only execution for `eth_call` and `eth_estimateGas` (with geth's state
+//! overrides): a message run on the
 //! state a block left (or the open block's), in that block's environment, never
 //! committed.
 
@@ -8,14 +9,16 @@ use alloy_consensus::Header;
 use alloy_eips::eip2930::AccessList;
 use alloy_evm::{Evm, EvmEnv, EvmFactory, eth::EthEvmFactory};
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy_rpc_types_eth::state::StateOverride;
 use baton_primitives::BlockStart;
 use baton_storage::Store;
 use revm::{
     context::{BlockEnv, CfgEnv, TxEnv, result::EVMError, result::ExecutionResult},
     database::CacheDB,
+    state::Bytecode,
 };
 
-use crate::{SPEC, StateAt, StoreDb, probe::Probe};
+use crate::{SPEC, StateAt, StateError, StoreDb, probe::Probe};
 
 /// The block a message runs in: the one whose state it reads (as geth does).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +61,8 @@ pub struct CallContext {
     pub chain_id: u64,
     pub state: StateAt,
     pub block: CallBlock,
+    /// Accounts changed before the message runs (`eth_call`'s state overrides).
+    pub state_override: Option<StateOverride>,
 }
 
 /// A message to run, as `eth_call` and `eth_estimateGas` describe it.
@@ -240,33 +245,46 @@ fn run(
     run_probed(context, request, gas, Probe::new(deadline)).0
 }
 
-/// Runs `request` watched by `probe`; gives the probe back with what it saw.
-fn run_probed(
+/// The block environment of `block`: one definition for building, tracing and
+/// calls (DESIGN invariant 4: a block traced again runs as it was sealed).
+fn block_env(block: &CallBlock) -> BlockEnv {
+    BlockEnv {
+        number: U256::from(block.number),
+        beneficiary: block.coinbase,
+        timestamp: U256::from(block.timestamp),
+        gas_limit: block.gas_limit,
+        basefee: block.base_fee,
+        difficulty: U256::ZERO,
+        prevrandao: Some(B256::ZERO),
+        ..Default::default()
+    }
+}
+
+/// The environment `block` executes in as a block of the chain (the builder's,
+/// and a sealed block's when it is traced again).
+pub(crate) fn sealed_env(chain_id: u64, block: &CallBlock) -> EvmEnv {
+    let mut cfg_env = CfgEnv::new_with_spec(SPEC).with_chain_id(chain_id);
+    cfg_env.tx_chain_id_check = true;
+    EvmEnv {
+        cfg_env,
+        block_env: block_env(block),
+    }
+}
+
+/// The environment and transaction `request` runs as, with `gas`.
+pub(crate) fn message_env(
     context: &CallContext,
     request: &CallRequest,
     gas: u64,
-    probe: Probe,
-) -> (Result<CallOutcome, CallError>, Probe) {
-    let block = &context.block;
+) -> (EvmEnv, TxEnv) {
     let mut cfg_env = CfgEnv::new_with_spec(SPEC).with_chain_id(context.chain_id);
     cfg_env.disable_nonce_check = request.nonce.is_none();
-    let env = EvmEnv {
-        cfg_env,
-        block_env: BlockEnv {
-            number: U256::from(block.number),
-            beneficiary: block.coinbase,
-            timestamp: U256::from(block.timestamp),
-            gas_limit: block.gas_limit,
-            // A message with no price pays no fee, so it is not held to the base fee.
-            basefee: if request.gas_price.is_some() {
-                block.base_fee
-            } else {
-                0
-            },
-            prevrandao: Some(B256::ZERO),
-            ..Default::default()
-        },
-    };
+    let mut block_env = block_env(&context.block);
+    // A message with no price pays no fee, so it is not held to the base fee.
+    if request.gas_price.is_none() {
+        block_env.basefee = 0;
+    }
+    let env = EvmEnv { cfg_env, block_env };
     let tx = TxEnv {
         tx_type: if request.max_priority_fee_per_gas.is_some() {
             2
@@ -287,7 +305,85 @@ fn run_probed(
         gas_priority_fee: request.max_priority_fee_per_gas,
         ..Default::default()
     };
+    (env, tx)
+}
+
+/// The state `context` reads, with its state overrides applied.
+pub(crate) fn overridden_db(context: &CallContext) -> Result<CacheDB<StoreDb>, CallError> {
     let mut db = CacheDB::new(StoreDb::at(context.store.clone(), context.state.clone()));
+    if let Some(overrides) = &context.state_override {
+        apply_state_override(&mut db, overrides)?;
+    }
+    Ok(db)
+}
+
+/// Applies geth's state overrides to `db`: `state` replaces an account's whole
+/// storage, `stateDiff` sets the slots it names.
+pub(crate) fn apply_state_override(
+    db: &mut CacheDB<StoreDb>,
+    overrides: &StateOverride,
+) -> Result<(), CallError> {
+    use revm::database_interface::DatabaseRef;
+    let state_error = |e: StateError| CallError::State(e.to_string());
+    for (address, account) in overrides {
+        if account.move_precompile_to.is_some() {
+            return Err(CallError::Invalid(
+                "movePrecompileToAddress is not supported".into(),
+            ));
+        }
+        let mut info = db
+            .basic_ref(*address)
+            .map_err(state_error)?
+            .unwrap_or_default();
+        if let Some(balance) = account.balance {
+            info.balance = balance;
+        }
+        if let Some(nonce) = account.nonce {
+            info.nonce = nonce;
+        }
+        if let Some(code) = &account.code {
+            info.set_code(Bytecode::new_raw(code.clone()));
+        } else if info.code.is_none() {
+            info.code = Some(db.code_by_hash_ref(info.code_hash).map_err(state_error)?);
+        }
+        db.insert_account_info(*address, info);
+        let slot = |key: &B256| U256::from_be_bytes(key.0);
+        match (&account.state, &account.state_diff) {
+            (Some(_), Some(_)) => {
+                return Err(CallError::Invalid(format!(
+                    "account {address} has both state and stateDiff overrides"
+                )));
+            }
+            (Some(state), None) => db
+                .replace_account_storage(
+                    *address,
+                    state.iter().map(|(k, v)| (slot(k), slot(v))).collect(),
+                )
+                .map_err(state_error)?,
+            (None, Some(diff)) => {
+                for (key, value) in diff {
+                    db.insert_account_storage(*address, slot(key), slot(value))
+                        .map_err(state_error)?;
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Runs `request` watched by `probe`; gives the probe back with what it saw.
+fn run_probed(
+    context: &CallContext,
+    request: &CallRequest,
+    gas: u64,
+    probe: Probe,
+) -> (Result<CallOutcome, CallError>, Probe) {
+    let (env, tx) = message_env(context, request, gas);
+    let mut db = match overridden_db(context) {
+        Ok(db) => db,
+        Err(e) => return (Err(e), probe),
+    };
     let mut evm = EthEvmFactory::default().create_evm_with_inspector(&mut db, env, probe);
     let outcome = evm.transact(tx);
     let probe = std::mem::replace(evm.inspector_mut(), Probe::new(Instant::now()));
@@ -369,6 +465,7 @@ mod tests {
             store,
             chain_id: spec.chain_id,
             state: StateAt::Head,
+            state_override: None,
             block: CallBlock {
                 number: 1,
                 timestamp: 1,

@@ -22,7 +22,9 @@ mod pending;
 mod probe;
 mod proof;
 mod self_check;
+mod simulate;
 mod state;
+mod trace;
 
 pub use block::{BlockStep, apply_entry, check_start, next_base_fee, seal_header};
 pub use builder::{BlockBuilder, ExecutedTx, SPEC, SealOutcome, TxError};
@@ -39,4 +41,11 @@ pub use proof::{AccountProof, ProofError, prove};
 /// the same state without executing again.
 pub use revm::state::EvmState as TxDiff;
 pub use self_check::self_check;
+pub use simulate::{
+    MAX_SIMULATED_BLOCKS, MAX_SIMULATED_CALLS, SimulateError, SimulatedBlock, SimulatedCall,
+    SimulationBlock, simulate,
+};
 pub use state::{StateAt, StateError, StoreDb};
+pub use trace::{
+    MAX_STRUCT_LOGS, MAX_STRUCT_LOGS_WITH_MEMORY, TraceError, trace_block, trace_call,
+};

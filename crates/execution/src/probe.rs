@@ -4,6 +4,7 @@
 //!   instructions the clock is read and, once the deadline has passed, the whole
 //!   transaction is aborted the way revm aborts on a database error (the context's
 //!   error set, the frame halted fatally), however deep the calls go.
+//! - Optionally, a budget of steps (a trace's size): past it, aborted the same way.
 //! - Optionally, what it touches (`eth_createAccessList`): the addresses it reads
 //!   or calls and the storage slots it loads or stores.
 
@@ -25,15 +26,18 @@ use revm::{
 };
 
 /// Instructions between two looks at the clock.
-const CHECK_EVERY: u32 = 1024;
+const CHECK_EVERY: u64 = 1024;
 
 /// Watches one message: aborts it at `deadline`; records what it touches when
 /// asked to.
 #[derive(Debug)]
 pub(crate) struct Probe {
     deadline: Instant,
-    steps: u32,
+    steps: u64,
     pub(crate) timed_out: bool,
+    /// Most steps the message may take, when bounded.
+    budget: Option<u64>,
+    pub(crate) over_budget: bool,
     /// Storage slots by address, every address touched (slots or not).
     touched: Option<BTreeMap<Address, BTreeSet<B256>>>,
 }
@@ -44,8 +48,21 @@ impl Probe {
             deadline,
             steps: 0,
             timed_out: false,
+            budget: None,
+            over_budget: false,
             touched: None,
         }
+    }
+
+    /// Also aborts the message after `budget` steps, when given.
+    pub(crate) fn with_step_budget(mut self, budget: Option<u64>) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Steps taken so far.
+    pub(crate) fn steps(&self) -> u64 {
+        self.steps
     }
 
     /// Also records the addresses and slots the message touches.
@@ -113,13 +130,16 @@ impl Probe {
 
 impl<CTX: ContextTr> Inspector<CTX> for Probe {
     fn step(&mut self, interp: &mut Interpreter, context: &mut CTX) {
-        if !self.timed_out {
+        if !self.timed_out && !self.over_budget {
             self.record(interp);
-            self.steps = self.steps.wrapping_add(1);
-            if !self.steps.is_multiple_of(CHECK_EVERY) || Instant::now() < self.deadline {
+            self.steps += 1;
+            if self.budget.is_some_and(|budget| self.steps > budget) {
+                self.over_budget = true;
+            } else if !self.steps.is_multiple_of(CHECK_EVERY) || Instant::now() < self.deadline {
                 return;
+            } else {
+                self.timed_out = true;
             }
-            self.timed_out = true;
         }
         if context.error().is_ok() {
             *context.error() = Err(ContextError::Custom("execution timeout".into()));

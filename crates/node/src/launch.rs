@@ -11,10 +11,10 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use baton_consensus::{Consensus, ConsensusConfig, Executed, RaftRuntime, Storage};
 use baton_p2p::{Network, P2pConfig, load_or_create_key};
-use baton_primitives::ChainSpec;
+use baton_primitives::{ChainSpec, mnemonic_accounts};
 use baton_rpc::{
     BatonHandler, ConductorHandler, EthHandler, ExecPool, FaultHandler, Handlers, NetHandler,
-    Submitter, Web3Handler,
+    Submitter, Unlocked, Web3Handler,
 };
 use baton_sequencer::{Sequencer, SequencerConfig};
 use baton_storage::{DATA_FORMAT, Identity, RaftStore, Store};
@@ -57,7 +57,12 @@ pub async fn launch(
     }
     let spec = match &config.data.genesis {
         Some(path) => ChainSpec::from_file(path)?,
-        None => ChainSpec::dev_with_accounts(config.data.dev_accounts),
+        None => ChainSpec::dev_with(&config.data.dev_mnemonic, config.data.dev_accounts)?,
+    };
+    let unlocked = if config.data.dev_unlocked {
+        mnemonic_accounts(&config.data.dev_mnemonic, config.data.dev_accounts)?
+    } else {
+        Vec::new()
     };
     // <data_dir>/db holds the Raft store (raft/), the chain (chain, a link into
     // chain.d/ swapped whole by a snapshot install) and snapshots (snapshots/).
@@ -172,7 +177,9 @@ pub async fn launch(
             ExecPool::start(config.rpc.exec.clone())
                 .wrap_err("cannot start the RPC execution threads")?,
         )
-        .with_flashblock_interval(config.rpc.flashblock_interval),
+        .with_flashblock_interval(config.rpc.flashblock_interval)
+        .with_unlocked(Unlocked::new(&unlocked))
+        .with_state_history(config.data.state_history_blocks),
         net: NetHandler::new(spec.chain_id, network.clone()),
         web3: Web3Handler::new(format!("baton/v{}", env!("CARGO_PKG_VERSION"))),
         conductor: ConductorHandler::new(consensus.clone(), members, admin_token.is_some()),

@@ -10,35 +10,12 @@ use alloy_provider::{Provider, ProviderBuilder};
 use alloy_rpc_types_eth::{TransactionReceipt, TransactionRequest};
 use alloy_signer_local::PrivateKeySigner;
 use baton_primitives::{dev_accounts, genesis::DEV_CHAIN_ID};
-use baton_testing::{RARE_SNAPSHOTS, TestCluster, mined, signed_raw};
+use baton_testing::{RARE_SNAPSHOTS, TestCluster, mined, receipt_of, signed_raw};
 
 const LONG: Duration = Duration::from_secs(30);
 
 fn signer(index: usize) -> PrivateKeySigner {
     PrivateKeySigner::from_bytes(&dev_accounts(10)[index].private_key).expect("dev key")
-}
-
-/// Waits for `hash`'s receipt (its block is sealed at most a block time after the ack).
-async fn receipt_of(
-    provider: &impl Provider,
-    hash: impl std::borrow::Borrow<B256>,
-) -> TransactionReceipt {
-    let hash = *hash.borrow();
-    let deadline = std::time::Instant::now() + LONG;
-    loop {
-        if let Some(receipt) = provider
-            .get_transaction_receipt(hash)
-            .await
-            .expect("receipt")
-        {
-            return receipt;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no receipt for {hash}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn transfer(to: Address, value: u64) -> TransactionRequest {

@@ -49,14 +49,20 @@ pub struct DevAccount {
 }
 
 /// The first `count` accounts of [`DEV_MNEMONIC`] (BIP-44 path m/44'/60'/0'/0/i).
-///
-/// The mnemonic's seed and the path's parent key are derived once; each account
-/// is then one child derivation, spread over the machine's cores, so a devnet of
-/// 100,000 accounts starts in seconds.
 pub fn dev_accounts(count: u32) -> Vec<DevAccount> {
-    let parent = Mnemonic::<English>::new_from_phrase(DEV_MNEMONIC)
+    mnemonic_accounts(DEV_MNEMONIC, count).expect("the dev mnemonic derives its accounts")
+}
+
+/// The first `count` accounts of the BIP-39 `phrase` (English word list, BIP-44
+/// path m/44'/60'/0'/0/i), as anvil and hardhat derive them.
+///
+/// The seed and the path's parent key are derived once; each account is then one
+/// child derivation, spread over the machine's cores, so a devnet of 100,000
+/// accounts starts in seconds.
+pub fn mnemonic_accounts(phrase: &str, count: u32) -> Result<Vec<DevAccount>, GenesisError> {
+    let parent = Mnemonic::<English>::new_from_phrase(phrase)
         .and_then(|mnemonic| mnemonic.derive_key("m/44'/60'/0'/0", None))
-        .expect("the dev mnemonic derives its BIP-44 parent key");
+        .map_err(|e| GenesisError::Mnemonic(e.to_string()))?;
     let derive = |index: u32| {
         let child = parent
             .derive_child(index)
@@ -72,7 +78,7 @@ pub fn dev_accounts(count: u32) -> Vec<DevAccount> {
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     let per_thread = count.div_ceil(threads.max(1)).max(1);
-    std::thread::scope(|scope| {
+    Ok(std::thread::scope(|scope| {
         let workers: Vec<_> = (0..count)
             .step_by(per_thread as usize)
             .map(|first| {
@@ -84,7 +90,7 @@ pub fn dev_accounts(count: u32) -> Vec<DevAccount> {
             .into_iter()
             .flat_map(|worker| worker.join().expect("a derivation thread does not panic"))
             .collect()
-    })
+    }))
 }
 
 /// A genesis file could not be read or does not describe a usable chain.
@@ -100,6 +106,8 @@ pub enum GenesisError {
         path: String,
         source: serde_json::Error,
     },
+    #[error("not a usable BIP-39 mnemonic (English words, 12 to 24 of them): {0}")]
+    Mnemonic(String),
     #[error("genesis: config.chainId must be set and non-zero")]
     NoChainId,
     #[error("genesis: gasLimit must be at least 21000, got {0}")]
@@ -114,8 +122,8 @@ pub enum GenesisError {
 /// Where the genesis allocation comes from.
 #[derive(Debug, Clone)]
 pub enum Alloc {
-    /// The first N dev accounts, 10,000 ETH each.
-    Dev(u32),
+    /// The first `count` accounts of `mnemonic`, 10,000 ETH each.
+    Dev { mnemonic: String, count: u32 },
     /// The `alloc` of a geth-style genesis file, read as a stream (a file of a
     /// million accounts is never held in memory).
     File(PathBuf),
@@ -146,6 +154,14 @@ impl ChainSpec {
     /// The built-in development chain, funding the first `accounts` dev accounts
     /// with 10,000 ETH each.
     pub fn dev_with_accounts(accounts: u32) -> Self {
+        Self::dev_with(DEV_MNEMONIC, accounts).expect("the built-in dev genesis is valid")
+    }
+
+    /// The built-in development chain, funding the first `accounts` accounts of
+    /// `mnemonic` with 10,000 ETH each.
+    pub fn dev_with(mnemonic: &str, accounts: u32) -> Result<Self, GenesisError> {
+        Mnemonic::<English>::new_from_phrase(mnemonic)
+            .map_err(|e| GenesisError::Mnemonic(e.to_string()))?;
         let mut genesis = Genesis::default();
         genesis.config.chain_id = DEV_CHAIN_ID;
         genesis.gas_limit = DEV_GAS_LIMIT;
@@ -154,8 +170,16 @@ impl ChainSpec {
         fingerprint.extend_from_slice(&DEV_CHAIN_ID.to_be_bytes());
         fingerprint.extend_from_slice(&DEV_GAS_LIMIT.to_be_bytes());
         fingerprint.extend_from_slice(&accounts.to_be_bytes());
-        Self::new(&genesis, Alloc::Dev(accounts), keccak256(fingerprint))
-            .expect("the built-in dev genesis is valid")
+        // The default mnemonic leaves the fingerprint as it always was, so data
+        // dirs written before the mnemonic was a setting still start.
+        if mnemonic != DEV_MNEMONIC {
+            fingerprint.extend_from_slice(mnemonic.as_bytes());
+        }
+        let alloc = Alloc::Dev {
+            mnemonic: mnemonic.to_string(),
+            count: accounts,
+        };
+        Self::new(&genesis, alloc, keccak256(fingerprint))
     }
 
     /// Reads a geth-style `genesis.json`'s chain parameters, streaming past its
@@ -230,8 +254,8 @@ impl ChainSpec {
         mut on_account: impl FnMut(Address, GenesisAccount) -> Result<(), GenesisError>,
     ) -> Result<(), GenesisError> {
         match &self.alloc {
-            Alloc::Dev(count) => {
-                for account in dev_accounts(*count) {
+            Alloc::Dev { mnemonic, count } => {
+                for account in mnemonic_accounts(mnemonic, *count)? {
                     on_account(
                         account.address,
                         GenesisAccount::default().with_balance(DEV_BALANCE),

@@ -21,5 +21,6 @@ pub use block::{OpenBlock, SealedBlock};
 pub use entry::{BlockEnd, BlockStart, SequencerEntry, TxBatch};
 pub use genesis::{
     Alloc, ChainSpec, DevAccount, Genesis, GenesisAccount, GenesisError, dev_accounts,
+    mnemonic_accounts,
 };
 pub use member::{Member, NodeId};

@@ -1,5 +1,5 @@
 //! `baton_` methods: this node's own view of itself, and the leader-only
-//! submission followers forward writes to.
+//! submission followers forward writes to (and the queue `txpool_*` reads).
 
 use alloy_primitives::{B256, Bytes};
 use baton_consensus::{Consensus, NodeStatus};
@@ -8,7 +8,7 @@ use jsonrpsee::{
     proc_macros::rpc,
 };
 
-use crate::Submitter;
+use crate::{Submitter, txpool::QueuedTx};
 
 /// What the `baton_` methods need.
 #[derive(Debug, Clone)]
@@ -35,6 +35,11 @@ pub trait BatonApi {
     /// Leader-only submission (what followers forward to); never forwards again.
     #[method(name = "baton_submitRawTransaction")]
     async fn submit_raw_transaction(&self, raw: Bytes) -> RpcResult<B256>;
+
+    /// This node's transactions waiting on nonce gaps (`txpool_*` on a follower
+    /// asks the leader); never forwards.
+    #[method(name = "baton_queuedTransactions")]
+    fn queued_transactions(&self) -> RpcResult<Vec<QueuedTx>>;
 }
 
 #[async_trait]
@@ -45,5 +50,9 @@ impl BatonApiServer for BatonHandler {
 
     async fn submit_raw_transaction(&self, raw: Bytes) -> RpcResult<B256> {
         self.submitter.submit_leader_only(raw).await
+    }
+
+    fn queued_transactions(&self) -> RpcResult<Vec<QueuedTx>> {
+        Ok(self.submitter.queued_here())
     }
 }

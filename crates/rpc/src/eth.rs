@@ -33,6 +33,10 @@ pub struct EthHandler {
     pub(crate) exec: ExecPool,
     /// At most one preconfirmation frame per subscriber this often.
     pub(crate) flashblock_interval: std::time::Duration,
+    /// The dev accounts this node signs for (none unless `--dev-unlocked`).
+    pub(crate) unlocked: crate::dev::Unlocked,
+    /// State is kept this many blocks behind the head (`None`: every block's).
+    pub(crate) state_history_blocks: Option<u64>,
 }
 
 impl EthHandler {
@@ -51,7 +55,15 @@ impl EthHandler {
             filters: Filters::default(),
             exec,
             flashblock_interval: DEFAULT_FLASHBLOCK_INTERVAL,
+            unlocked: crate::dev::Unlocked::default(),
+            state_history_blocks: None,
         }
+    }
+
+    /// Tells `eth_capabilities` how much state history this node keeps.
+    pub fn with_state_history(mut self, blocks: Option<u64>) -> Self {
+        self.state_history_blocks = blocks;
+        self
     }
 
     /// Sends preconfirmation frames at most once per `interval`.
@@ -127,7 +139,7 @@ pub trait EthBlocksApi {
 }
 
 impl EthHandler {
-    fn head_number(&self) -> u64 {
+    pub(crate) fn head_number(&self) -> u64 {
         self.consensus.chain().borrow().head.number()
     }
 
@@ -220,13 +232,13 @@ impl EthHandler {
             .map(|txs| txs.into_iter().map(SealedTx::into_rpc_receipt).collect()))
     }
 
-    fn sealed_block(&self, number: u64) -> RpcResult<Option<SealedBlock>> {
+    pub(crate) fn sealed_block(&self, number: u64) -> RpcResult<Option<SealedBlock>> {
         self.store.block(number).map_err(internal)
     }
 
     /// The number a tag or number names; every tag but `earliest` is the head,
     /// because everything applied is committed by a quorum and final.
-    fn resolve(&self, number: BlockNumberOrTag) -> u64 {
+    pub(crate) fn resolve(&self, number: BlockNumberOrTag) -> u64 {
         match number {
             BlockNumberOrTag::Number(n) => n,
             BlockNumberOrTag::Earliest => 0,
@@ -237,13 +249,13 @@ impl EthHandler {
         }
     }
 
-    fn block_number_of(&self, hash: B256) -> RpcResult<Option<u64>> {
+    pub(crate) fn block_number_of(&self, hash: B256) -> RpcResult<Option<u64>> {
         self.store.block_number(hash).map_err(internal)
     }
 }
 
 /// The RPC shape of a sealed block.
-fn rpc_block(block: SealedBlock, transactions: BlockTransactions<Transaction>) -> Block {
+pub(crate) fn rpc_block(block: SealedBlock, transactions: BlockTransactions<Transaction>) -> Block {
     let size = alloy_rlp::Encodable::length(&block.header)
         + block.txs.iter().map(|(raw, _)| raw.len()).sum::<usize>();
     Block {
@@ -331,7 +343,7 @@ impl EthBlocksApiServer for EthHandler {
     }
 
     fn blob_base_fee(&self) -> RpcResult<U256> {
-        Ok(U256::from(1))
+        Ok(U256::from(crate::state::MIN_BLOB_BASE_FEE))
     }
 
     fn block_receipts(&self, block: BlockId) -> RpcResult<Option<Vec<TransactionReceipt>>> {

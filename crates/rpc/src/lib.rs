@@ -2,7 +2,9 @@
 //!
 //! ```text
 //!  wallet / operator ──HTTP|WS──▶ jsonrpsee ──▶ eth_*      EthHandler (applied chain, via Store;
-//!                                            │              writes to the leader's sequencer)
+//!                                            │              writes to the leader's sequencer;
+//!                                            │              debug_*, txpool_* and the dev
+//!                                            │              accounts' signing on it too)
 //!                                            ├─▶ net_*, web3_*  NetHandler, Web3Handler
 //!                                            ├─▶ conductor_*    ConductorHandler (leadership, membership)
 //!                                            └─▶ baton_*        BatonHandler (status, forwarded writes)
@@ -14,19 +16,24 @@
 mod baton;
 mod call;
 mod conductor;
+mod debug;
+mod dev;
 mod eth;
 mod fault;
 mod filters;
 mod flashblocks;
 mod ids;
+mod info;
 mod logs;
 mod metered;
 mod net;
 mod pages;
 mod pool;
 mod pubsub;
+mod simulate;
 mod state;
 mod tx;
+mod txpool;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -41,16 +48,21 @@ use jsonrpsee::{
 pub use baton::{BatonApiServer, BatonHandler};
 pub use call::EthCallApiServer;
 pub use conductor::{ConductorApiServer, ConductorHandler, UNAUTHORIZED};
+pub use debug::DebugApiServer;
+pub use dev::{EthSignApiServer, Unlocked};
 pub use eth::{DEFAULT_FLASHBLOCK_INTERVAL, EthBlocksApiServer, EthHandler};
 pub use fault::{FaultApiServer, FaultHandler, StopTask};
 pub use filters::EthFilterApiServer;
+pub use info::EthInfoApiServer;
 pub use logs::EthLogsApiServer;
 pub use net::{NetApiServer, NetHandler, Web3ApiServer, Web3Handler};
 pub use pages::RenderMetrics;
 pub use pool::{ExecLimits, ExecPool, LIMIT_EXCEEDED};
 pub use pubsub::EthPubSubApiServer;
+pub use simulate::EthSimulateApiServer;
 pub use state::EthStateApiServer;
 pub use tx::{EthTxApiServer, MAX_TX_BYTES, Submitter};
+pub use txpool::TxPoolApiServer;
 
 /// Largest request body we read (a batch of raw transactions fits comfortably).
 pub const MAX_REQUEST_BYTES: u32 = 5 * 1024 * 1024;
@@ -128,6 +140,11 @@ pub async fn serve(
     module.merge(EthCallApiServer::into_rpc(eth.clone()))?;
     module.merge(EthLogsApiServer::into_rpc(eth.clone()))?;
     module.merge(EthFilterApiServer::into_rpc(eth.clone()))?;
+    module.merge(EthSignApiServer::into_rpc(eth.clone()))?;
+    module.merge(EthInfoApiServer::into_rpc(eth.clone()))?;
+    module.merge(DebugApiServer::into_rpc(eth.clone()))?;
+    module.merge(TxPoolApiServer::into_rpc(eth.clone()))?;
+    module.merge(EthSimulateApiServer::into_rpc(eth.clone()))?;
     module.merge(EthPubSubApiServer::into_rpc(eth))?;
     module.merge(NetApiServer::into_rpc(net))?;
     module.merge(Web3ApiServer::into_rpc(web3))?;

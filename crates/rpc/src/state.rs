@@ -7,6 +7,8 @@
 //! applied is committed by a quorum and final), `earliest`, or `pending` (the open
 //! block as applied so far).
 
+use std::collections::HashMap;
+
 use alloy_consensus::{Transaction, TxEnvelope};
 use alloy_eips::{BlockId, BlockNumberOrTag, eip2718::Decodable2718};
 use alloy_primitives::{Address, B256, Bytes, U64, U256};
@@ -38,11 +40,15 @@ fn header_not_found() -> ErrorObjectOwned {
 
 /// The priority fee wallets are told to offer. Blocks are never full on a devnet
 /// and the leader orders by arrival, so a token tip is enough.
-const SUGGESTED_TIP: u128 = 1_000_000; // 0.001 gwei
+pub(crate) const SUGGESTED_TIP: u128 = 1_000_000; // 0.001 gwei
+
+/// The blob base fee with no blobs ever (EIP-4844's minimum): what
+/// `eth_blobBaseFee` and `eth_feeHistory` say.
+pub(crate) const MIN_BLOB_BASE_FEE: u128 = 1;
 
 /// Most blocks one `eth_feeHistory` call covers.
 const MAX_FEE_HISTORY_BLOCKS: u64 = 1024;
-/// Most storage keys one `eth_getProof` call proves.
+/// Most storage keys one `eth_getProof` or `eth_getStorageValues` call reads.
 const MAX_PROOF_KEYS: usize = 1_024;
 /// Most percentiles one `eth_feeHistory` call asks for.
 const MAX_PERCENTILES: usize = 100;
@@ -92,8 +98,20 @@ pub trait EthStateApi {
         block: Option<BlockId>,
     ) -> RpcResult<EIP1186AccountProofResponse>;
 
+    /// Several slots of several accounts at one block.
+    #[method(name = "eth_getStorageValues")]
+    fn storage_values(
+        &self,
+        requests: HashMap<Address, Vec<JsonStorageKey>>,
+        block: Option<BlockId>,
+    ) -> RpcResult<HashMap<Address, Vec<B256>>>;
+
     #[method(name = "eth_gasPrice")]
     fn gas_price(&self) -> RpcResult<U256>;
+
+    /// The base fee of the next block.
+    #[method(name = "eth_baseFee")]
+    fn base_fee(&self) -> RpcResult<U256>;
 
     #[method(name = "eth_maxPriorityFeePerGas")]
     fn max_priority_fee_per_gas(&self) -> RpcResult<U256>;
@@ -108,9 +126,6 @@ pub trait EthStateApi {
 
     #[method(name = "eth_syncing")]
     fn syncing(&self) -> RpcResult<SyncStatus>;
-
-    #[method(name = "eth_accounts")]
-    fn accounts(&self) -> RpcResult<Vec<Address>>;
 }
 
 impl EthHandler {
@@ -173,6 +188,7 @@ impl EthHandler {
             chain_id: self.chain_id,
             state,
             block,
+            state_override: None,
         }
     }
 
@@ -271,6 +287,45 @@ impl EthStateApiServer for EthHandler {
         })
     }
 
+    fn storage_values(
+        &self,
+        requests: HashMap<Address, Vec<JsonStorageKey>>,
+        block: Option<BlockId>,
+    ) -> RpcResult<HashMap<Address, Vec<B256>>> {
+        let slots: usize = requests.values().map(Vec::len).sum();
+        if slots > MAX_PROOF_KEYS {
+            return Err(invalid_params(format!(
+                "{slots} storage slots asked; at most {MAX_PROOF_KEYS} per call"
+            )));
+        }
+        let state = self.state(block)?;
+        requests
+            .into_iter()
+            .map(|(address, keys)| {
+                let values = keys
+                    .iter()
+                    .map(|key| {
+                        let slot = U256::from_be_bytes(key.as_b256().0);
+                        state
+                            .storage_ref(address, slot)
+                            .map(B256::from)
+                            .map_err(internal)
+                    })
+                    .collect::<RpcResult<Vec<B256>>>()?;
+                Ok((address, values))
+            })
+            .collect()
+    }
+
+    fn base_fee(&self) -> RpcResult<U256> {
+        let view = self.consensus.chain().borrow().clone();
+        // The open block's, while one is open; else the one after the head.
+        Ok(U256::from(match &view.pending {
+            Some(pending) => pending.start.base_fee,
+            None => next_base_fee(&view.head.header),
+        }))
+    }
+
     fn gas_price(&self) -> RpcResult<U256> {
         let head = self.consensus.chain().borrow().head.clone();
         Ok(U256::from(
@@ -300,11 +355,6 @@ impl EthStateApiServer for EthHandler {
     fn syncing(&self) -> RpcResult<SyncStatus> {
         // A follower applies blocks as they commit; there is no separate sync phase.
         Ok(SyncStatus::None)
-    }
-
-    fn accounts(&self) -> RpcResult<Vec<Address>> {
-        // Nodes hold no user keys.
-        Ok(Vec::new())
     }
 }
 
@@ -354,7 +404,7 @@ impl EthHandler {
             history
                 .gas_used_ratio
                 .push(header.gas_used as f64 / header.gas_limit.max(1) as f64);
-            history.base_fee_per_blob_gas.push(0);
+            history.base_fee_per_blob_gas.push(MIN_BLOB_BASE_FEE);
             history.blob_gas_used_ratio.push(0.0);
             rewards.push(tip_percentiles(&block.txs, base_fee, &percentiles));
             last = Some(block);
@@ -363,7 +413,7 @@ impl EthHandler {
             history
                 .base_fee_per_gas
                 .push(u128::from(next_base_fee(&last.header)));
-            history.base_fee_per_blob_gas.push(0);
+            history.base_fee_per_blob_gas.push(MIN_BLOB_BASE_FEE);
         }
         if !percentiles.is_empty() {
             history.reward = Some(rewards);

@@ -30,7 +30,7 @@ use jsonrpsee::{
 };
 use parking_lot::Mutex;
 
-use crate::{EthHandler, internal};
+use crate::{EthHandler, internal, txpool::QueuedTx};
 
 /// Largest raw transaction accepted (geth's default pool limit).
 pub const MAX_TX_BYTES: usize = 128 * 1024;
@@ -213,6 +213,29 @@ impl Submitter {
                 return Err(refused("no leader: the cluster is electing one; retry"));
             }
             tokio::time::sleep(RETRY_EVERY).await;
+        }
+    }
+
+    /// What waits on nonce gaps in this node's sequencer (nothing unless it leads).
+    pub(crate) fn queued_here(&self) -> Vec<QueuedTx> {
+        self.submit
+            .queued()
+            .into_iter()
+            .map(QueuedTx::from)
+            .collect()
+    }
+
+    /// What waits on nonce gaps in the cluster: the leader's queue, asked of the
+    /// leader when that is another node (none while no node leads).
+    pub(crate) async fn queued(&self) -> RpcResult<Vec<QueuedTx>> {
+        match self.consensus.leader() {
+            Some(leader) if leader.id != self.consensus.node_id() => self
+                .forwarder
+                .client(&leader.rpc_url)?
+                .request("baton_queuedTransactions", rpc_params![])
+                .await
+                .map_err(internal),
+            _ => Ok(self.queued_here()),
         }
     }
 

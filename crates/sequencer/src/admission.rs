@@ -11,10 +11,15 @@
 //! transaction that cannot execute never enters the log. What happens to each
 //! submission is decided by [`dispose`], a pure function of how it executed.
 
+use std::sync::Arc;
+
 use alloy_consensus::{TxEnvelope, transaction::SignerRecoverable};
 use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::{Address, B256, Bytes};
+use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
+
+use crate::gaps::Gaps;
 
 /// Most transactions in one `Transactions` entry.
 pub const MAX_BATCH: usize = 2_000;
@@ -92,16 +97,47 @@ pub struct Submission {
     pub reply: oneshot::Sender<Result<B256, AdmissionError>>,
 }
 
+/// The transactions waiting on nonce gaps while this node leads: the leader's
+/// producer parks and releases them; `txpool_*` reads them.
+pub(crate) type SharedGaps = Arc<Mutex<Gaps<Submission>>>;
+
 /// Hands transactions to this node's sequencer. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SubmitHandle {
     tx: mpsc::Sender<Submission>,
+    gaps: SharedGaps,
+}
+
+/// A transaction waiting for an earlier nonce of its sender.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub sender: Address,
+    pub nonce: u64,
+    pub raw: Bytes,
 }
 
 impl SubmitHandle {
-    pub(crate) fn channel(capacity: usize) -> (Self, mpsc::Receiver<Submission>) {
+    pub(crate) fn channel(capacity: usize, gaps: SharedGaps) -> (Self, mpsc::Receiver<Submission>) {
         let (tx, rx) = mpsc::channel(capacity);
-        (Self { tx }, rx)
+        (Self { tx, gaps }, rx)
+    }
+
+    /// What waits on nonce gaps here (nothing unless this node leads), by
+    /// sender and nonce. Every other acknowledged transaction is already in a
+    /// block: baton has no pool of transactions waiting for one.
+    pub fn queued(&self) -> Vec<Queued> {
+        let mut queued: Vec<Queued> = self
+            .gaps
+            .lock()
+            .iter()
+            .map(|(sender, nonce, submission)| Queued {
+                sender,
+                nonce,
+                raw: submission.raw.clone(),
+            })
+            .collect();
+        queued.sort_unstable_by_key(|q| (q.sender, q.nonce));
+        queued
     }
 
     /// Submits `raw` and waits until it is committed (or refused).

@@ -43,7 +43,7 @@ impl Producer<'_> {
         until_ms: u64,
     ) -> Result<(), StopReason> {
         let mut wait = std::time::Duration::from_millis(until_ms.saturating_sub(now_ms()));
-        if !self.gaps.is_empty() {
+        if !self.gaps.lock().is_empty() {
             self.release_gaps(view)?;
             // Wake up to expire what waits on a gap that never fills.
             wait = wait.min(GAP_PATIENCE / 4);
@@ -193,7 +193,8 @@ impl Producer<'_> {
                 }
                 Disposition::Park { nonce } => {
                     let sender = submission.sender;
-                    if let Err((submission, why)) = self.gaps.park(
+                    let mut gaps = self.gaps.lock();
+                    if let Err((submission, why)) = gaps.park(
                         sender,
                         nonce,
                         hash,
@@ -204,7 +205,7 @@ impl Producer<'_> {
                         let refused = AdmissionError::Refused(why.message().into());
                         let _ = submission.reply.send(Err(refused));
                     }
-                    metrics::gauge!("baton_gap_queue_bytes").set(self.gaps.bytes() as f64);
+                    metrics::gauge!("baton_gap_queue_bytes").set(gaps.bytes() as f64);
                 }
             }
         }
@@ -218,17 +219,18 @@ impl Producer<'_> {
         let Some(builder) = self.speculative.as_mut() else {
             unreachable!("ensure_speculative fills it");
         };
-        let released = self
-            .gaps
+        let mut gaps = self.gaps.lock();
+        let released = gaps
             .release(Instant::now(), |sender| builder.next_nonce(sender))
             .map_err(|e| StopReason::Execution(e.to_string()))?;
+        metrics::gauge!("baton_gap_queue_bytes").set(gaps.bytes() as f64);
+        drop(gaps);
         for (submission, why) in released.expired {
             let _ = submission.reply.send(Err(AdmissionError::Refused(why)));
         }
         for submission in released.ready.into_iter().rev() {
             self.carried.push_front(submission);
         }
-        metrics::gauge!("baton_gap_queue_bytes").set(self.gaps.bytes() as f64);
         Ok(())
     }
 
@@ -267,7 +269,8 @@ impl Producer<'_> {
     /// Answers everyone still waiting: this node no longer leads.
     pub(crate) fn refuse_waiting(&mut self) {
         let _ = self.abandon(baton_consensus::ConsensusError::NotLeader { leader: None });
-        let waiting: Vec<Submission> = self.carried.drain(..).chain(self.gaps.drain()).collect();
+        let parked: Vec<Submission> = self.gaps.lock().drain().collect();
+        let waiting: Vec<Submission> = self.carried.drain(..).chain(parked).collect();
         for submission in waiting {
             let _ = submission.reply.send(Err(AdmissionError::NotLeader));
         }

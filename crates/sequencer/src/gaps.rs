@@ -91,6 +91,15 @@ impl<T> Gaps<T> {
         self.bytes
     }
 
+    /// Every waiting transaction with its sender and nonce, by sender and nonce.
+    pub fn iter(&self) -> impl Iterator<Item = (Address, u64, &T)> {
+        self.by_sender.iter().flat_map(|(sender, queue)| {
+            queue
+                .iter()
+                .map(move |(nonce, waiting)| (*sender, *nonce, &waiting.item))
+        })
+    }
+
     /// Parks `item` (transaction `hash` of `bytes` bytes from `sender` with
     /// `nonce`), or gives it back with why it may not wait.
     pub fn park(

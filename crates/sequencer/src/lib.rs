@@ -20,6 +20,6 @@ mod produce;
 mod runtime;
 mod watchdog;
 
-pub use admission::{AdmissionError, SubmitHandle};
+pub use admission::{AdmissionError, Queued, SubmitHandle};
 pub use runtime::{Sequencer, SequencerConfig};
 pub use watchdog::watchdog;

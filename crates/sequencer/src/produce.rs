@@ -21,8 +21,7 @@ use futures::FutureExt;
 use tokio::sync::watch;
 
 use crate::{
-    admission::{AdmissionError, Submission},
-    gaps::Gaps,
+    admission::{AdmissionError, SharedGaps, Submission},
     policy::{self, Command, Observed, StopReason},
     runtime::Sequencer,
 };
@@ -44,7 +43,7 @@ pub(crate) struct Producer<'a> {
     pub(crate) executed: Executed,
     /// Submissions taken off the channel but not yet admitted.
     pub(crate) carried: VecDeque<Submission>,
-    pub(crate) gaps: Gaps<Submission>,
+    pub(crate) gaps: SharedGaps,
     /// The open block had no room for a waiting transaction: seal it now.
     pub(crate) block_full: bool,
     /// The chain position (head, open block) last seen, and when by this clock.
@@ -62,8 +61,13 @@ pub(crate) type Reply = tokio::sync::oneshot::Sender<Result<B256, AdmissionError
 
 impl<'a> Producer<'a> {
     pub(crate) fn new(seq: &'a mut Sequencer, term: LeaderTerm) -> Self {
-        // A new term: nothing executed before it can be reused.
+        // A new term: nothing executed before it can be reused, and nothing parked
+        // in an earlier term waits on into this one.
         seq.executed.clear();
+        for stale in seq.gaps.lock().drain() {
+            let _ = stale.reply.send(Err(AdmissionError::NotLeader));
+        }
+        let gaps = seq.gaps.clone();
         Self {
             chain: seq.consensus.chain(),
             leadership: seq.consensus.leadership(),
@@ -74,7 +78,7 @@ impl<'a> Producer<'a> {
             in_flight: VecDeque::new(),
             proposed: HashSet::new(),
             carried: VecDeque::new(),
-            gaps: Gaps::default(),
+            gaps,
             block_full: false,
             seen: ((0, None), 0),
         }

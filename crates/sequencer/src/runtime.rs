@@ -10,7 +10,7 @@ use baton_storage::Store;
 use tokio::sync::{mpsc, watch};
 
 use crate::{
-    admission::{AdmissionError, MAX_BATCH, Submission, SubmitHandle},
+    admission::{AdmissionError, MAX_BATCH, SharedGaps, Submission, SubmitHandle},
     policy::{self, Command, HANDOVER_PATIENCE, StopReason},
     produce::Producer,
 };
@@ -41,6 +41,8 @@ pub struct Sequencer {
     /// Shared with this node's state machine (execute once).
     pub(crate) executed: Executed,
     pub(crate) submissions: mpsc::Receiver<Submission>,
+    /// Transactions waiting on nonce gaps (empty unless this node leads).
+    pub(crate) gaps: SharedGaps,
     /// The term in which this node handed leadership on, and when.
     handed_over: Option<(u64, Instant)>,
 }
@@ -53,7 +55,8 @@ impl Sequencer {
         store: Store,
         executed: Executed,
     ) -> (Self, SubmitHandle) {
-        let (handle, submissions) = SubmitHandle::channel(16 * MAX_BATCH);
+        let gaps = SharedGaps::default();
+        let (handle, submissions) = SubmitHandle::channel(16 * MAX_BATCH, gaps.clone());
         (
             Self {
                 config,
@@ -61,6 +64,7 @@ impl Sequencer {
                 store,
                 executed,
                 submissions,
+                gaps,
                 handed_over: None,
             },
             handle,

@@ -31,6 +31,27 @@ pub async fn mined(
         .expect("receipt")
 }
 
+/// Waits (up to 30 s) for `hash`'s receipt: its block is sealed at most a block
+/// time after the transaction is acknowledged.
+pub async fn receipt_of(
+    provider: &impl alloy_provider::Provider,
+    hash: impl std::borrow::Borrow<alloy_primitives::B256>,
+) -> alloy_rpc_types_eth::TransactionReceipt {
+    let hash = *hash.borrow();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(receipt) = provider
+            .get_transaction_receipt(hash)
+            .await
+            .expect("receipt")
+        {
+            return receipt;
+        }
+        assert!(Instant::now() < deadline, "no receipt for {hash}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// `request` with `nonce`, the dev chain's id and the fees tests pay (2 gwei cap,
 /// 1 wei tip), signed by `wallet` as a wallet sends it raw: (hash, EIP-2718 bytes).
 pub async fn signed_raw(

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use baton_primitives::genesis::DEV_ACCOUNTS;
+use baton_primitives::genesis::{DEV_ACCOUNTS, DEV_MNEMONIC};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +23,15 @@ pub struct DataArgs {
     /// [default: 10].
     #[arg(long)]
     pub dev_accounts: Option<u32>,
+    /// The BIP-39 mnemonic of the dev accounts (the built-in genesis funds them;
+    /// `--dev-unlocked` signs with them) [default: "test test … junk"].
+    #[arg(long, env = "BATON_DEV_MNEMONIC")]
+    pub dev_mnemonic: Option<String>,
+    /// Sign with the dev accounts: `eth_accounts` lists them and `eth_sendTransaction`,
+    /// `eth_sign`, `personal_sign`, `eth_signTransaction` and `eth_signTypedData_v4`
+    /// work for them (anvil's behaviour). For local chains only: their keys are public.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub dev_unlocked: Option<bool>,
     /// Snapshot (and purge the log) once this many bytes of log were appended since
     /// the last snapshot; each node adds up to a quarter [default: 67108864, 64 MiB].
     #[arg(long)]
@@ -49,8 +58,12 @@ pub struct DataConfig {
     pub data_dir: PathBuf,
     /// geth-style genesis file; the built-in dev genesis when absent.
     pub genesis: Option<PathBuf>,
-    /// Accounts the built-in dev genesis funds (ignored with a genesis file).
+    /// Accounts the built-in dev genesis funds (ignored with a genesis file), and
+    /// how many are unlocked with `dev_unlocked`.
     pub dev_accounts: u32,
+    pub dev_mnemonic: String,
+    /// Whether the node signs for the dev accounts.
+    pub dev_unlocked: bool,
     pub snapshots: baton_consensus::SnapshotPolicy,
     /// State kept for this many blocks behind the head; `None` keeps all.
     pub state_history_blocks: Option<u64>,
@@ -65,6 +78,11 @@ impl DataArgs {
                 .ok_or(ConfigError::Missing("data_dir"))?,
             genesis: self.genesis.clone(),
             dev_accounts: self.dev_accounts.unwrap_or(DEV_ACCOUNTS),
+            dev_mnemonic: self
+                .dev_mnemonic
+                .clone()
+                .unwrap_or_else(|| DEV_MNEMONIC.to_string()),
+            dev_unlocked: self.dev_unlocked.unwrap_or(false),
             snapshots: baton_consensus::SnapshotPolicy {
                 log_bytes: self.snapshot_log_bytes.unwrap_or(64 << 20).max(1),
                 max_age: std::time::Duration::from_secs(self.snapshot_max_age_secs.unwrap_or(600)),
