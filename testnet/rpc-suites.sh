@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# JSON-RPC as users meet it, against one fresh 3-node devnet, through a follower's
-# HTTP and WebSocket endpoint (one port): first testnet/conformance.py (every
-# method of the Ethereum execution API spec, results checked against its schemas),
-# then testnet/clients.py (a dapp with web3.py: contracts, custom errors, old
-# balances, log paging, subscriptions, MetaMask's calls, and a leader SIGKILLed
-# mid-stream). Arguments go to conformance.py (--only METHOD, --report; with
-# either, clients.py is skipped). Leaves nothing behind, pass or fail.
+# JSON-RPC and the status page as users meet them, against one fresh 5-node devnet,
+# through a follower's HTTP and WebSocket endpoint (one port): first
+# testnet/conformance.py (every method of the Ethereum execution API spec, results
+# checked against its schemas), then testnet/status_page.py (the follower's
+# /status in headless Chromium while the leader is SIGKILLed; a screenshot is
+# saved), then testnet/clients.py (a dapp with web3.py: contracts, custom errors,
+# old balances, log paging, subscriptions, MetaMask's calls, and another leader
+# SIGKILLed mid-stream). Arguments go to conformance.py (--only METHOD, --report;
+# with either, the other two are skipped). Leaves nothing behind, pass or fail.
 #
 #   BATON_BIN=/path/to/baton   the binary to run (default: the debug build)
 #   BATON_VENV=/path/to/venv   where the Python dependencies live
+#   BATON_ARTIFACTS=/some/dir  where the status page's screenshot goes (default: /tmp)
+# Needs Chromium (Debian: apt-get install chromium; .ci/run installs it).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -48,7 +52,7 @@ rpc_at() {
     "http://127.0.0.1:$1" || true
 }
 
-nodes=3
+nodes=5
 rpc_port=$(free_ports 18545 $nodes)
 p2p_port=$(free_ports 28301 $nodes)
 tmp=$(mktemp -d /tmp/baton-conformance-XXXX)
@@ -78,26 +82,55 @@ trap cleanup EXIT
   >"$tmp/devnet.log" 2>&1 &
 devnet_pid=$!
 
-# Ready: node 1's head has advanced past block 1 and some node leads.
-leader=
+# The port of a node that leads now, or nothing (dead nodes do not answer).
+leader_port() {
+  local i
+  for ((i = 0; i < nodes; i++)); do
+    if [ "$(rpc_at $((rpc_port + i)) conductor_leader | result)" = true ]; then
+      echo $((rpc_port + i))
+      return
+    fi
+  done
+}
+
+# The port of a live follower of a leader that exists, waiting up to 60 s.
+follower_port() {
+  local leader i
+  for _ in $(seq 300); do
+    kill -0 "$devnet_pid" 2>/dev/null || die "the devnet exited"
+    leader=$(leader_port)
+    if [ -n "$leader" ]; then
+      for ((i = 0; i < nodes; i++)); do
+        local port=$((rpc_port + i))
+        [ "$port" != "$leader" ] && [ "$(rpc_at "$port" conductor_leader | result)" = false ] &&
+          echo "$port" && return
+      done
+    fi
+    sleep 0.2
+  done
+  die "no leader with a live follower within 60 s"
+}
+
+# Ready: node 1's head has advanced past block 1.
 for _ in $(seq 300); do
   kill -0 "$devnet_pid" 2>/dev/null || die "the devnet exited"
   head=$(rpc_at "$rpc_port" eth_blockNumber | result)
-  if [ -n "$head" ] && [ $((head)) -ge 2 ]; then
-    for ((i = 0; i < nodes; i++)); do
-      [ "$(rpc_at $((rpc_port + i)) conductor_leader | result)" = true ] && leader=$i
-    done
-    [ -n "$leader" ] && break
-  fi
+  [ -n "$head" ] && [ $((head)) -ge 2 ] && break
   sleep 0.2
 done
-[ -n "$leader" ] || die "no leader and no advancing head within 60 s"
 
-follower=$(((leader + 1) % nodes))
-port=$((rpc_port + follower))
-echo "rpc suites: leader is node $((leader + 1)); testing node $((follower + 1)), a follower, at port $port"
+port=$(follower_port)
+echo "rpc suites: testing a follower at port $port"
 "$venv/bin/python" "$ROOT/testnet/conformance.py" --http "http://127.0.0.1:$port" --ws "ws://127.0.0.1:$port" "$@"
 [ $# -eq 0 ] || exit 0
 nodes_urls=$(for ((i = 0; i < nodes; i++)); do printf 'http://127.0.0.1:%s,' $((rpc_port + i)); done)
+nodes_urls=${nodes_urls%,}
+# Both suites below SIGKILL a leader: five nodes keep a quorum through two kills.
+"$venv/bin/python" "$ROOT/testnet/status_page.py" --page "http://127.0.0.1:$port/status" \
+  --nodes "$nodes_urls" --screenshot "${BATON_ARTIFACTS:-${TMPDIR:-/tmp}}/baton-status.png"
+port=$(follower_port)
+live=$(for ((i = 0; i < nodes; i++)); do
+  [ -n "$(rpc_at $((rpc_port + i)) eth_chainId)" ] && printf 'http://127.0.0.1:%s,' $((rpc_port + i))
+done)
 "$venv/bin/python" "$ROOT/testnet/clients.py" --http "http://127.0.0.1:$port" --ws "ws://127.0.0.1:$port" \
-  --nodes "${nodes_urls%,}"
+  --nodes "${live%,}"

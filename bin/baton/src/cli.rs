@@ -1,10 +1,10 @@
 //! The `baton` command line: `node` runs a member (baton-node); `devnet`, `status`,
-//! `bench` and `chaos` are the developer tools (baton-devtools); `key` prints a
-//! node's peer id.
+//! `ctl`, `bench` and `chaos` are the developer and operator tools
+//! (baton-devtools); `key` prints a node's peer id.
 
 use std::path::PathBuf;
 
-use baton_devtools::{bench, chaos, devnet, status, tps};
+use baton_devtools::{bench, chaos, ctl, devnet, status, tps};
 use baton_node::{config::NodeArgs, launch::launch};
 use clap::{Args, Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
@@ -28,6 +28,9 @@ enum Command {
     Devnet(devnet::DevnetArgs),
     /// Show the cluster as a table, asking any one member.
     Status(status::StatusArgs),
+    /// Operator commands over the admin API: status, transfer-leader, pause, resume,
+    /// add-member, promote, remove-member.
+    Ctl(ctl::CtlArgs),
     /// Print this node's peer id, creating its key in the data dir if needed.
     Key(KeyArgs),
     /// Benchmarks.
@@ -75,6 +78,7 @@ pub(crate) async fn run(cli: Cli) -> eyre::Result<()> {
         Command::Node(command) => run_node(*command).await,
         Command::Devnet(args) => devnet::run(args).await,
         Command::Status(args) => status::run(args).await,
+        Command::Ctl(args) => ctl::run(args).await,
         Command::Key(args) => {
             let path = args
                 .node_key

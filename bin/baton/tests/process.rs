@@ -16,6 +16,7 @@ use baton_devtools::{
 };
 use baton_node::config::NodeArgs;
 use baton_primitives::dev_accounts;
+use jsonrpsee::core::client::ClientT;
 
 const BIN: &str = env!("CARGO_BIN_EXE_baton");
 const LONG: Duration = Duration::from_secs(30);
@@ -102,6 +103,65 @@ async fn status_of_a_dead_node_asks_the_members_it_learned_of() {
         .collect();
     assert_eq!(unreachable.len(), 1, "{table}");
     assert!(unreachable[0].contains(&url), "{table}");
+    cluster.stop_all(Duration::from_secs(5));
+}
+
+/// `baton ctl`, the operator's commands over the admin API: it refuses without the
+/// token, hands leadership to the member named (invariant 5: a member that is not
+/// ready is refused unless forced), and pauses and resumes every member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_hands_over_pauses_and_resumes_with_the_admin_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = dir.path().join("admin.token");
+    std::fs::write(&token, "a-long-enough-admin-token\n").expect("token file");
+    let mut spec = spec(dir.path());
+    spec.extra.rpc.admin_token_file = Some(token.clone());
+    let mut cluster = Cluster::create(&spec).expect("cluster");
+    cluster.start_all().expect("start");
+    let leader = cluster.wait_for_leader(LONG).await.expect("leader");
+    cluster.wait_for_height(2, LONG).await.expect("blocks");
+    let url = cluster.node(leader).expect("leader").rpc_url.clone();
+    let ctl = |args: &[&str], with_token: bool| {
+        let mut command = Command::new(BIN);
+        command.args(["ctl", "--rpc", &url]);
+        if with_token {
+            command.arg("--token-file").arg(&token);
+        }
+        let out = command.args(args).output().expect("baton ctl runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+
+    let (ok, said) = ctl(&["pause"], false);
+    assert!(!ok && said.contains("admin token"), "{said}");
+
+    let to = (1..=3).find(|id| *id != leader).expect("another member");
+    let (ok, said) = ctl(&["transfer-leader", "--to", &to.to_string()], true);
+    assert!(ok, "{said}");
+    let deadline = Instant::now() + LONG;
+    while cluster.wait_for_leader(LONG).await.expect("leader") != to {
+        assert!(Instant::now() < deadline, "node {to} never led");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let (ok, said) = ctl(&["pause"], true);
+    assert!(ok, "{said}");
+    for id in 1..=3 {
+        let url = &cluster.node(id).expect("node").rpc_url;
+        let paused: bool = jsonrpsee::http_client::HttpClientBuilder::default()
+            .build(url)
+            .expect("client")
+            .request("conductor_paused", jsonrpsee::rpc_params![])
+            .await
+            .expect("conductor_paused");
+        assert!(paused, "node {id} paused");
+    }
+    let (ok, said) = ctl(&["resume"], true);
+    assert!(ok, "{said}");
+    assert!(said.matches("conductor_resume").count() == 3, "{said}");
     cluster.stop_all(Duration::from_secs(5));
 }
 
@@ -209,6 +269,11 @@ async fn the_leader_executes_once_and_followers_agree_at_every_height() {
         );
         assert!(sample("baton_raft_apply_lag").is_some());
         assert!(sample("baton_rpc_connections").is_some());
+        assert!(
+            sample("baton_db_bytes{db=\"chain\"}").is_some_and(|b| b > 0.0),
+            "the chain database's size: {page}"
+        );
+        assert!(sample("baton_db_bytes{db=\"raft\"}").is_some());
         if id == leader {
             assert!(
                 sample(

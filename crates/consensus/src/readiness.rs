@@ -10,6 +10,7 @@
 //! (the sequencer does that, see `baton-sequencer`).
 
 use std::{
+    collections::VecDeque,
     fmt,
     sync::{
         Arc,
@@ -107,6 +108,9 @@ pub struct LeaderChange {
     pub at_ms: u64,
 }
 
+/// Changes of leader a node remembers (for its status page).
+pub(crate) const MAX_LEADER_CHANGES: usize = 32;
+
 /// The parts of readiness that are not read off Raft's metrics.
 #[derive(Debug)]
 pub(crate) struct ReadinessState {
@@ -116,7 +120,8 @@ pub(crate) struct ReadinessState {
     stepped_down_until: Mutex<Option<Instant>>,
     /// A hand-over this node started or received: (the member taking over, why).
     pub(crate) handover: Mutex<Option<(NodeId, ChangeReason)>>,
-    last_change: Mutex<Option<LeaderChange>>,
+    /// The last [`MAX_LEADER_CHANGES`] changes of leader seen, oldest first.
+    changes: Mutex<VecDeque<LeaderChange>>,
     /// An operator paused automatic leadership actions (`conductor_pause`).
     paused: AtomicBool,
     /// Why this node is failing (a critical task ended): it must not lead again.
@@ -135,7 +140,7 @@ impl ReadinessState {
             self_check,
             stepped_down_until: Mutex::new(None),
             handover: Mutex::new(None),
-            last_change: Mutex::new(None),
+            changes: Mutex::new(VecDeque::new()),
             paused: AtomicBool::new(false),
             failed: Mutex::new(None),
         })
@@ -215,8 +220,8 @@ impl Consensus {
     /// Takes the reason for a change of leader from the new leader's own record:
     /// a node that took no part in a hand-over first sees it as an election.
     pub fn learn_leader_change(&self, theirs: &LeaderChange) {
-        let mut ours = self.readiness.last_change.lock();
-        if let Some(ours) = ours.as_mut()
+        let mut changes = self.readiness.changes.lock();
+        if let Some(ours) = changes.back_mut()
             && ours.term == theirs.term
             && ours.leader == theirs.leader
         {
@@ -226,7 +231,13 @@ impl Consensus {
 
     /// The last change of leader this node saw, with its reason where it knows it.
     pub fn last_leader_change(&self) -> Option<LeaderChange> {
-        self.readiness.last_change.lock().clone()
+        self.readiness.changes.lock().back().cloned()
+    }
+
+    /// The changes of leader this node saw (the last [`MAX_LEADER_CHANGES`]), oldest
+    /// first.
+    pub fn leader_changes(&self) -> Vec<LeaderChange> {
+        self.readiness.changes.lock().iter().cloned().collect()
     }
 }
 
@@ -275,12 +286,17 @@ pub(crate) async fn watch(consensus: Consensus) {
                 Some((to, why)) if Some(to) == leader => why,
                 _ => ChangeReason::Election,
             };
-            *consensus.readiness.last_change.lock() = Some(LeaderChange {
+            let mut changes = consensus.readiness.changes.lock();
+            if changes.len() == MAX_LEADER_CHANGES {
+                changes.pop_front();
+            }
+            changes.push_back(LeaderChange {
                 term,
                 leader,
                 reason,
                 at_ms: baton_primitives::clock::now_ms(),
             });
+            drop(changes);
             tracing::info!(term, ?leader, %reason, "leader changed");
             metrics::counter!("baton_leader_changes_total", "reason" => reason.to_string())
                 .increment(1);

@@ -3,7 +3,8 @@
 //! the chaos harness with its history checker.
 //!
 //! - [`cluster`]: a local cluster of child processes ([`cluster::Cluster`]).
-//! - [`devnet`], [`status`]: `baton devnet` and `baton status`.
+//! - [`devnet`], [`status`], [`ctl`]: `baton devnet`, `baton status` and the operator's
+//!   `baton ctl`.
 //! - [`bench`], [`tps`]: failover, rotation and throughput benchmarks; [`genesis`]: genesis
 //!   files with more state.
 //! - [`chaos`]: seeded faults and storage torture, then the history check.
@@ -13,6 +14,7 @@ pub mod bench;
 pub mod chaos;
 pub mod client;
 pub mod cluster;
+pub mod ctl;
 pub mod devnet;
 pub mod genesis;
 pub mod status;

@@ -14,7 +14,7 @@ use baton_p2p::{Network, P2pConfig, load_or_create_key};
 use baton_primitives::{ChainSpec, mnemonic_accounts};
 use baton_rpc::{
     BatonHandler, ConductorHandler, EthHandler, ExecPool, FaultHandler, Handlers, NetHandler,
-    Submitter, Unlocked, Web3Handler,
+    Submitter, Unlocked, Watcher, Web3Handler,
 };
 use baton_sequencer::{Sequencer, SequencerConfig};
 use baton_storage::{DATA_FORMAT, Identity, RaftStore, Store};
@@ -79,6 +79,8 @@ pub async fn launch(
     let raft_store = RaftStore::open(&data.join("raft"))?;
     check_identity(&raft_store, &config, &spec)?;
     let store = Store::open(&data.join("chain"))?;
+    // Sized for /metrics once the page's recorder is installed (below).
+    let sized = (store.clone(), raft_store.clone());
     // Raft and the p2p transport get threads of their own (DESIGN §6).
     let runtime = Arc::new(RaftRuntime::new()?);
     let cluster = config.cluster.clone();
@@ -169,6 +171,7 @@ pub async fn launch(
     let submitter = Submitter::new(consensus.clone(), store.clone(), submit);
     let admin_token: Option<Arc<str>> = config.rpc.admin_token.as_deref().map(Into::into);
     let handlers = Handlers {
+        watch: Watcher::new(consensus.clone(), store.clone()),
         eth: EthHandler::new(
             spec.chain_id,
             consensus.clone(),
@@ -201,6 +204,7 @@ pub async fn launch(
     )
     .await?;
     supervisor.spawn_critical("rpc", rpc.clone().stopped());
+    supervisor.spawn_critical("db-size", crate::metrics::record_db_sizes(sized.0, sized.1));
     tracing::info!(id = config.cluster.id, %rpc_addr, p2p = %config.cluster.p2p_addr, chain_id = spec.chain_id, "node started");
 
     Ok(Node {

@@ -1,6 +1,7 @@
-//! A wallet's view, through a follower, with a real client (alloy provider and
-//! local signer): transfers, nonce bursts, refusals with the words wallets match,
-//! and the same client carrying on after the leader is killed.
+//! A wallet's view, through a follower, with a real client (alloy provider over
+//! HTTP and WebSocket, and a local signer): transfers, nonce bursts, refusals with
+//! the words wallets match, and the same client carrying on after the leader is
+//! killed.
 
 use std::time::Duration;
 
@@ -440,5 +441,77 @@ async fn a_follower_shows_its_own_writes_at_once() {
     assert_eq!(sealed.block_number, Some(number));
     assert_eq!(sealed.transaction_index, receipt.transaction_index);
     assert_eq!(sealed.gas_used, receipt.gas_used);
+    cluster.stop().await;
+}
+
+/// alloy over WebSocket, through a follower, across the leader's crash: transfers
+/// sent on the socket are each acknowledged and in exactly one block (DESIGN
+/// invariant 3), and the `newHeads` subscription on the same socket carries on
+/// through the failover with every height once, each block on the one before
+/// (invariant 2: the new leader builds on everything committed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn alloy_over_websocket_carries_on_across_a_leader_crash() {
+    use futures::StreamExt;
+
+    let mut cluster = TestCluster::start(3, 300, RARE_SNAPSHOTS).await;
+    let leader = cluster.wait_for_leader(LONG).await;
+    let follower = cluster.follower_of(leader);
+    let ws = cluster.url(follower).replacen("http://", "ws://", 1);
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(signer(8)))
+        .connect_ws(alloy_provider::WsConnect::new(ws))
+        .await
+        .expect("WebSocket");
+    let mut heads = provider
+        .subscribe_blocks()
+        .await
+        .expect("newHeads")
+        .into_stream();
+    let to = Address::repeat_byte(0x5e);
+
+    let mut receipts = Vec::new();
+    for round in 0..6u64 {
+        if round == 3 {
+            cluster.kill(leader).await;
+        }
+        receipts.push(mined(&provider, transfer(to, round + 1)).await);
+    }
+    assert!(receipts.iter().all(TransactionReceipt::status));
+    assert_eq!(
+        provider.get_balance(to).await.expect("balance"),
+        U256::from(21)
+    );
+    for receipt in &receipts {
+        let number = receipt.block_number.expect("sealed");
+        let block = provider
+            .get_block_by_number(number.into())
+            .await
+            .expect("block")
+            .expect("sealed block");
+        let hashes: Vec<B256> = block.transactions.hashes().collect();
+        let found = hashes
+            .iter()
+            .filter(|hash| **hash == receipt.transaction_hash)
+            .count();
+        assert_eq!(found, 1, "invariant 3: in its block exactly once");
+    }
+
+    let last = receipts
+        .last()
+        .and_then(|r| r.block_number)
+        .expect("sealed");
+    let mut seen: Vec<(u64, B256, B256)> = Vec::new();
+    while seen.last().is_none_or(|(number, ..)| *number < last) {
+        let header = tokio::time::timeout(LONG, heads.next())
+            .await
+            .expect("heads keep coming")
+            .expect("subscription open");
+        seen.push((header.number, header.hash, header.parent_hash));
+    }
+    for pair in seen.windows(2) {
+        let ((number, hash, _), (next, _, parent)) = (pair[0], pair[1]);
+        assert_eq!(next, number + 1, "invariant 2: every height once: {seen:?}");
+        assert_eq!(parent, hash, "invariant 2: each block on the one before");
+    }
     cluster.stop().await;
 }

@@ -7,7 +7,8 @@
 //!                                            │              accounts' signing on it too)
 //!                                            ├─▶ net_*, web3_*  NetHandler, Web3Handler
 //!                                            ├─▶ conductor_*    ConductorHandler (leadership, membership)
-//!                                            └─▶ baton_*        BatonHandler (status, forwarded writes)
+//!                                            ├─▶ baton_*        BatonHandler (status, forwarded writes)
+//!                                            └─▶ baton_clusterView  Watcher (GET /status's live feed)
 //! ```
 //!
 //! One handler per namespace, each holding only what it needs; [`serve`] assembles
@@ -34,6 +35,7 @@ mod simulate;
 mod state;
 mod tx;
 mod txpool;
+mod watch;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -63,6 +65,7 @@ pub use simulate::EthSimulateApiServer;
 pub use state::EthStateApiServer;
 pub use tx::{EthTxApiServer, MAX_TX_BYTES, Submitter};
 pub use txpool::TxPoolApiServer;
+pub use watch::{WatchApiServer, Watcher};
 
 /// Largest request body we read (a batch of raw transactions fits comfortably).
 pub const MAX_REQUEST_BYTES: u32 = 5 * 1024 * 1024;
@@ -94,6 +97,8 @@ pub struct Handlers {
     pub web3: Web3Handler,
     pub conductor: ConductorHandler,
     pub baton: BatonHandler,
+    /// `baton_clusterView` and its subscription (the status page's feed).
+    pub watch: Watcher,
     /// `baton_fault*`: only on a node started with fault injection.
     pub fault: Option<FaultHandler>,
 }
@@ -131,6 +136,7 @@ pub async fn serve(
         web3,
         conductor,
         baton,
+        watch,
         fault,
     } = handlers;
     let mut module = RpcModule::new(());
@@ -150,6 +156,7 @@ pub async fn serve(
     module.merge(Web3ApiServer::into_rpc(web3))?;
     module.merge(ConductorApiServer::into_rpc(conductor))?;
     module.merge(BatonApiServer::into_rpc(baton))?;
+    module.merge(WatchApiServer::into_rpc(watch))?;
     if let Some(fault) = fault {
         module.merge(FaultApiServer::into_rpc(fault))?;
     }

@@ -1,5 +1,7 @@
 //! Plain HTTP pages served beside JSON-RPC on the same port: `GET /metrics`
-//! (Prometheus text format). Everything else goes on to JSON-RPC.
+//! (Prometheus text format) and `GET /status` (the live status page: one
+//! self-contained file, no build step, no CDN, fed by `baton_subscribeClusterView`
+//! over this port's WebSocket). Everything else goes on to JSON-RPC.
 
 use std::{
     future::Future,
@@ -12,6 +14,9 @@ use jsonrpsee::{
     core::BoxError,
     server::{HttpBody, HttpRequest, HttpResponse},
 };
+
+/// The status page (`watch` feeds it).
+const STATUS_PAGE: &str = include_str!("status.html");
 
 /// Renders the metrics page.
 pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
@@ -65,6 +70,14 @@ where
                 let response = http::Response::builder()
                     .header(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")
                     .body(HttpBody::from(page))?;
+                Ok(response)
+            });
+        }
+        if request.method() == http::Method::GET && request.uri().path() == "/status" {
+            return Box::pin(async move {
+                let response = http::Response::builder()
+                    .header(http::header::CONTENT_TYPE, "text/html; charset=utf-8")
+                    .body(HttpBody::from(STATUS_PAGE))?;
                 Ok(response)
             });
         }

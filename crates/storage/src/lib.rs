@@ -127,6 +127,11 @@ impl Store {
         })
     }
 
+    /// Bytes the chain database holds (SST files and memtables).
+    pub fn size_bytes(&self) -> u64 {
+        db_bytes(&self.db(), &CHAIN_FAMILIES)
+    }
+
     /// The live database, for one operation (it stays valid while held, even if a
     /// snapshot install replaces it meanwhile).
     fn db(&self) -> Arc<DB> {
@@ -164,6 +169,23 @@ fn open_db(path: &Path, families: &[&'static str]) -> StorageResult<DB> {
         path: path.display().to_string(),
         source,
     })
+}
+
+/// Bytes `db` holds over `families`: its live SST files and its memtables.
+fn db_bytes(db: &DB, families: &[&'static str]) -> u64 {
+    let property = |family, name| {
+        db.property_int_value_cf(cf(db, family), name)
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+    };
+    families
+        .iter()
+        .map(|family| {
+            property(family, "rocksdb.total-sst-files-size")
+                + property(family, "rocksdb.cur-size-all-mem-tables")
+        })
+        .sum()
 }
 
 /// The handle of a family `open_db` created.

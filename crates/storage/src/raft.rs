@@ -53,6 +53,11 @@ impl RaftStore {
         })
     }
 
+    /// Bytes the Raft database holds (SST files and memtables).
+    pub fn size_bytes(&self) -> u64 {
+        crate::db_bytes(&self.db, &FAMILIES)
+    }
+
     /// Appends (or overwrites) log entries and fsyncs them.
     pub fn log_append(
         &self,
