@@ -12,6 +12,13 @@ if ! docker info >/dev/null 2>&1; then
   exit 0
 fi
 
+# Prometheus from Debian's package, for the testnet's prometheus service.
+if ! command -v prometheus >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
 # web3.py, the wallet client, in a venv kept beside the cargo cache.
 venv=${BATON_VENV:-$HOME/.cache/baton/venv}
 if ! "$venv/bin/python" -c 'import web3' 2>/dev/null; then
@@ -20,7 +27,7 @@ if ! "$venv/bin/python" -c 'import web3' 2>/dev/null; then
 fi
 
 leftovers() {
-  docker ps -a --filter name=baton-node --format '{{ .Names }}'
+  docker ps -a --filter name=baton- --format '{{ .Names }}'
   docker network ls --filter name="$NETWORK" --format '{{ .Name }}'
   docker volume ls --filter label=com.docker.compose.project=baton --format '{{ .Name }}'
 }
@@ -44,5 +51,7 @@ if [ -n "$(docker ps -a --filter name=baton-node --format '{{ .Names }}')" ]; th
 fi
 trap cleanup EXIT
 "$ROOT/testnet/up.sh"
-"$venv/bin/python" "$ROOT/testnet/docker_test.py"
+# The same binary drives `baton ctl` from the host.
+BATON_BIN=${BATON_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/baton} \
+  "$venv/bin/python" "$ROOT/testnet/docker_test.py"
 echo "docker-test: passed"

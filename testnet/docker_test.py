@@ -5,6 +5,7 @@ the leader is killed, restarted, partitioned away and healed, using the scripts 
 user runs. Every check names the DESIGN.md invariant it holds the cluster to."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -164,10 +165,52 @@ def health(node: int) -> str:
     return done.stdout.strip()
 
 
+def get(address: str) -> tuple[int, str, str]:
+    """GET `address`: (status, content type, body)."""
+    with urllib.request.urlopen(address, timeout=5) as answer:
+        return answer.status, answer.headers.get("content-type", ""), answer.read().decode()
+
+
+def check_watching() -> None:
+    """The status page and metrics on every node, and Prometheus scraping them all."""
+    for n in NODES:
+        status, kind, page = get(f"{url(n)}/status")
+        assert status == 200 and kind.startswith("text/html") and "baton_subscribeClusterView" in page, \
+            f"node{n} serves no status page"
+        _, _, metrics = get(f"{url(n)}/metrics")
+        assert "baton_raft_term" in metrics, f"node{n} serves no metrics"
+    log("every node serves /status and /metrics")
+    prometheus = subprocess.run(["docker", "inspect", "-f", "{{ .State.Running }}", "baton-prometheus"],
+                                capture_output=True, text=True).stdout.strip()
+    assert prometheus == "true", "the prometheus service is not running"
+
+    def scraped():
+        _, _, body = get("http://127.0.0.1:9090/api/v1/query?query=baton_raft_term")
+        return len(json.loads(body)["data"]["result"]) == len(NODES)
+
+    wait_until("Prometheus to scrape every node", scraped, 30)
+    log("Prometheus (baton-prometheus:local, from Debian's package) scrapes all three nodes")
+
+
+def check_ctl() -> None:
+    """`baton ctl` with the testnet's admin token hands leadership on."""
+    leader = wait_until("a leader", lambda: leader_among(NODES), 10)
+    target = next(n for n in NODES if n != leader)
+    done = subprocess.run(
+        [os.environ["BATON_BIN"], "ctl", "--rpc", url(target), "--token-file",
+         str(TESTNET / "config" / "admin.token"), "transfer-leader", "--to", str(target)],
+        capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, f"baton ctl transfer-leader failed: {done.stdout}{done.stderr}"
+    wait_until(f"node{target} to lead", lambda: leader_among(NODES) == target, 10)
+    log(f"baton ctl handed leadership from node{leader} to node{target} with the admin token")
+
+
 def main() -> None:
     acked: set[str] = set()
     wait_until("every container's health check to pass",
                lambda: all(health(n) == "healthy" for n in NODES), 60)
+    check_watching()
+    check_ctl()
     settings = readme_wallet_settings()
     log(f"README wallet settings: {settings['rpc']}, chain id {settings['chain_id']}, "
         f"symbol {settings['symbol']}")

@@ -44,7 +44,30 @@ DOCKER_BUILDKIT=0 docker build --quiet --tag baton:local "$ctx" >/dev/null 2>"$c
   die "docker build failed: $(cat "$ctx/build.log")"
 echo "image baton:local: $(docker image inspect -f '{{ .Size }}' baton:local | awk '{ printf "%.1f MB", $1 / 1e6 }'), built in $(($(date +%s) - started)) s"
 
-compose up --detach --no-build
+# Prometheus, scraping every node, from Debian's package in the same way (skipped,
+# with a note, on a host without it).
+profile=()
+monitoring=""
+if command -v prometheus >/dev/null; then
+  prom=$(mktemp -d)
+  trap 'rm -rf "$ctx" "$prom"' EXIT
+  mkdir -p "$prom/rootfs/usr/bin" "$prom/rootfs/etc/prometheus" "$prom/rootfs/usr/share/prometheus" "$prom/data"
+  cp "$(command -v prometheus)" "$prom/rootfs/usr/bin/prometheus"
+  ldd "$(command -v prometheus)" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' |
+    while read -r lib; do cp -L --parents "$lib" "$prom/rootfs/"; done
+  [ -d /usr/share/prometheus/web ] && cp -r /usr/share/prometheus/web "$prom/rootfs/usr/share/prometheus/"
+  echo 'prometheus:x:10001:10001:prometheus:/prometheus:/usr/sbin/nologin' >"$prom/rootfs/etc/passwd"
+  echo 'prometheus:x:10001:' >"$prom/rootfs/etc/group"
+  cp "$ROOT/testnet/Dockerfile.prometheus" "$prom/Dockerfile"
+  DOCKER_BUILDKIT=0 docker build --quiet --tag baton-prometheus:local "$prom" >/dev/null 2>"$prom/build.log" ||
+    die "docker build of baton-prometheus:local failed: $(cat "$prom/build.log")"
+  profile=(--profile prometheus)
+  monitoring="; Prometheus: http://127.0.0.1:9090"
+else
+  echo "no prometheus on this host (Debian: apt-get install prometheus): starting without it"
+fi
+
+compose "${profile[@]}" up --detach --no-build
 
 echo "waiting for a leader and its first block…"
 for _ in $(seq 300); do
@@ -53,8 +76,10 @@ for _ in $(seq 300); do
       "$ROOT/testnet/status.sh"
       cat <<INFO
 
+Status page: http://127.0.0.1:8545/status (any node's /status); metrics: /metrics$monitoring
 RPC: http://127.0.0.1:8545 (node1), :8546 (node2), :8547 (node3); chain id 7331, currency ETH
 Funded key (public knowledge, testnet only): 0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
+Admin: baton ctl --rpc http://127.0.0.1:8545 --token-file testnet/config/admin.token status|transfer-leader|pause|…
 Next: testnet/kill-leader.sh, testnet/status.sh, testnet/down.sh
 INFO
       exit 0

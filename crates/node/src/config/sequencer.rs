@@ -14,7 +14,7 @@ pub struct SequencerArgs {
     pub coinbase: Option<Address>,
     /// Hand leadership to the next ready member (round-robin by id) after every N
     /// sealed blocks; 0 turns rotation off [default: 0].
-    #[arg(long)]
+    #[arg(long, env = "BATON_ROTATION_BLOCKS")]
     pub rotation_blocks: Option<u64>,
     /// Never stand for election: follow, serve RPC, and hand leadership on at once
     /// if it arrives anyway.
