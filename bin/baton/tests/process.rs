@@ -282,6 +282,11 @@ async fn the_leader_executes_once_and_followers_agree_at_every_height() {
                 .is_some_and(|n| n >= 40.0),
                 "{page}"
             );
+            assert!(
+                sample("baton_admission_ack_seconds_count").is_some_and(|n| n >= 40.0),
+                "every acknowledgement timed: {page}"
+            );
+            assert!(sample("baton_batch_transactions_count").is_some_and(|n| n >= 1.0));
         } else {
             assert!(
                 sample("baton_raft_append_gap_seconds{quantile=\"0.99\"}").is_some(),

@@ -148,11 +148,18 @@ impl SubmitHandle {
     pub async fn submit(&self, raw: Bytes) -> Result<B256, AdmissionError> {
         let sender = recover(&raw).map_err(AdmissionError::Refused)?;
         let (reply, answer) = oneshot::channel();
+        let received = std::time::Instant::now();
         self.tx
             .send(Submission { raw, sender, reply })
             .await
             .map_err(|_| AdmissionError::NotLeader)?;
-        answer.await.unwrap_or(Err(AdmissionError::NotLeader))
+        let answer = answer.await.unwrap_or(Err(AdmissionError::NotLeader));
+        if answer.is_ok() {
+            // Admission to acknowledgement: executed, committed by a quorum, applied here.
+            metrics::histogram!("baton_admission_ack_seconds")
+                .record(received.elapsed().as_secs_f64());
+        }
+        answer
     }
 }
 

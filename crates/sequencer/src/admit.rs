@@ -77,6 +77,7 @@ impl Producer<'_> {
             first: builder.txs().len() - admitted.txs.len(),
         };
         self.executed.add_batch(key, builder.take_executed());
+        metrics::histogram!("baton_batch_transactions").record(admitted.txs.len() as f64);
         let entry = SequencerEntry::Transactions(TxBatch { txs: admitted.txs });
         match self.seq.consensus.propose(&self.term, entry).await {
             Ok(proposal) => {
