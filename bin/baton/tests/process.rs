@@ -16,7 +16,11 @@ use baton_devtools::{
 };
 use baton_node::config::NodeArgs;
 use baton_primitives::dev_accounts;
-use jsonrpsee::core::client::ClientT;
+use jsonrpsee::{
+    core::{client::ClientT, params::BatchRequestBuilder},
+    http_client::HttpClientBuilder,
+    rpc_params,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_baton");
 const LONG: Duration = Duration::from_secs(30);
@@ -151,10 +155,10 @@ async fn ctl_hands_over_pauses_and_resumes_with_the_admin_token() {
     assert!(ok, "{said}");
     for id in 1..=3 {
         let url = &cluster.node(id).expect("node").rpc_url;
-        let paused: bool = jsonrpsee::http_client::HttpClientBuilder::default()
+        let paused: bool = HttpClientBuilder::default()
             .build(url)
             .expect("client")
-            .request("conductor_paused", jsonrpsee::rpc_params![])
+            .request("conductor_paused", rpc_params![])
             .await
             .expect("conductor_paused");
         assert!(paused, "node {id} paused");
@@ -215,6 +219,103 @@ async fn a_node_whose_critical_task_dies_exits_non_zero() {
     cluster.stop_all(Duration::from_secs(5));
 }
 
+/// Fail-stop on a full disk (DESIGN invariant 5: a failed node never leads). Each
+/// node's database lives on a tmpfs of its own; another process fills the
+/// leader's. The leader says the disk is full, stops and exits non-zero; the others
+/// elect a leader and go on. Once space is freed it restarts, catches up, and every
+/// node holds the same chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_disk_fills_exits_non_zero_and_the_others_carry_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut spec = spec(dir.path());
+    spec.extra.data.min_free_disk_mb = Some(32);
+    let mut cluster = Cluster::create(&spec).expect("cluster");
+    let _disks: Vec<Tmpfs> = (1..=3)
+        .map(|id| Tmpfs::mount(&dir.path().join(format!("node{id}/db")), 512))
+        .collect();
+    cluster.start_all().expect("start");
+    let victim = cluster.wait_for_leader(LONG).await.expect("leader");
+    cluster.wait_for_height(2, LONG).await.expect("blocks");
+
+    let filler = dir.path().join(format!("node{victim}/db/filler"));
+    fill_until(&filler, 16 << 20);
+    let deadline = Instant::now() + LONG;
+    let status = loop {
+        if let Some((_, status)) = cluster.reap().into_iter().find(|(id, _)| *id == victim) {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node with a full disk did not stop"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let log = log_tail(&cluster.node(victim).expect("node").log_path, 20);
+    assert_eq!(status.code(), Some(1), "exits non-zero: {log}");
+    assert!(log.contains("disk full: "), "says why: {log}");
+
+    let next = cluster.wait_for_leader(LONG).await.expect("new leader");
+    assert_ne!(next, victim);
+    let head = check_identical_chains(&cluster)
+        .await
+        .expect("survivors agree");
+    cluster
+        .wait_for_height(head + 2, LONG)
+        .await
+        .expect("blocks without the full node");
+
+    std::fs::remove_file(&filler).expect("free the disk");
+    cluster.start(victim).expect("restart");
+    cluster
+        .wait_for_height(head + 4, LONG)
+        .await
+        .expect("the restarted node catches up");
+    let verified = check_identical_chains(&cluster).await.expect("no fork");
+    assert!(verified >= head + 4);
+    cluster.stop_all(Duration::from_secs(5));
+}
+
+/// A tmpfs of `mib` MiB mounted on a directory for the test's lifetime (needs
+/// root, as the CI machine has).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &Path, mib: u64) -> Self {
+        std::fs::create_dir_all(path).expect("mount point");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs on {}",
+            path.display()
+        );
+        Self(path.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Writes zeros to `path` until its filesystem has less than `leave` bytes free.
+fn fill_until(path: &Path, leave: u64) {
+    use std::io::Write;
+    let dir = path.parent().expect("a dir");
+    let mut file = std::fs::File::create(path).expect("filler");
+    let chunk = vec![0u8; 1 << 20];
+    while baton_node::disk::free_bytes(dir).expect("statvfs") >= leave {
+        if file.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    let _ = file.flush();
+}
+
 /// Execute once (DESIGN §6) and invariant 4: the leader applies its own batches
 /// and seals from its admission's results instead of executing them again, the
 /// followers execute every entry, and every node holds the same chain — so the
@@ -245,6 +346,20 @@ async fn the_leader_executes_once_and_followers_agree_at_every_height() {
         .expect("sealed");
     let verified = check_identical_chains(&cluster).await.expect("no fork");
     assert!(verified > head);
+    // A batch's calls are metered one by one, as if each came alone.
+    let mut batch = BatchRequestBuilder::new();
+    for _ in 0..3 {
+        batch
+            .insert("web3_clientVersion", rpc_params![])
+            .expect("batch");
+    }
+    let answers = HttpClientBuilder::default()
+        .build(&url)
+        .expect("client")
+        .batch_request::<String>(batch)
+        .await
+        .expect("batch");
+    assert_eq!(answers.num_successful_calls(), 3);
 
     for id in 1..=3 {
         let node_url = &cluster.node(id).expect("node").rpc_url;
@@ -287,6 +402,11 @@ async fn the_leader_executes_once_and_followers_agree_at_every_height() {
                 "every acknowledgement timed: {page}"
             );
             assert!(sample("baton_batch_transactions_count").is_some_and(|n| n >= 1.0));
+            assert!(
+                sample("baton_rpc_requests_total{method=\"web3_clientVersion\",outcome=\"ok\"}")
+                    .is_some_and(|n| n >= 3.0),
+                "a batch's calls metered: {page}"
+            );
         } else {
             assert!(
                 sample("baton_raft_append_gap_seconds{quantile=\"0.99\"}").is_some(),
@@ -318,6 +438,84 @@ async fn the_leader_executes_once_and_followers_agree_at_every_height() {
                 "follower {id} seals: {page}"
             );
         }
+    }
+    cluster.stop_all(Duration::from_secs(5));
+}
+
+/// A slow fault, a stalled leader (SIGSTOP: its sockets stay open, it answers
+/// nothing): the others elect a leader and go on, writes sent through a follower
+/// meanwhile are acknowledged by the new leader, and after SIGCONT the old leader
+/// rejoins as a follower. Invariants 1–3: every acknowledged transaction is in
+/// exactly one block, and every node holds the same chain (no height twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_leader_is_replaced_and_rejoins_as_a_follower() {
+    const SENT: u64 = 30;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cluster = Cluster::create(&spec(dir.path())).expect("cluster");
+    cluster.start_all().expect("start");
+    let stalled = cluster.wait_for_leader(LONG).await.expect("leader");
+    cluster.wait_for_height(2, LONG).await.expect("blocks");
+    let follower = (1..=3).find(|id| *id != stalled).expect("a follower");
+    let url = cluster.node(follower).expect("node").rpc_url.clone();
+    let term_before = client::node_status(&url, LONG).await.expect("status").term;
+
+    let sender = dev_accounts(3).remove(2);
+    let signer = PrivateKeySigner::from_bytes(&sender.private_key).expect("key");
+    let mut acked = Vec::new();
+    for nonce in 0..SENT {
+        if nonce == 10 {
+            cluster.signal(stalled, libc::SIGSTOP).expect("SIGSTOP");
+        }
+        if nonce == 20 {
+            cluster.signal(stalled, libc::SIGCONT).expect("SIGCONT");
+        }
+        let (hash, raw) =
+            client::signed_transfer(&signer, nonce, Address::repeat_byte(0x52)).expect("sign");
+        // A wallet retries the same signed transaction until it is acknowledged.
+        let deadline = Instant::now() + LONG;
+        loop {
+            match client::send_raw_transaction(&url, &raw, Duration::from_secs(5)).await {
+                Ok(answer) => {
+                    assert_eq!(answer, hash);
+                    break;
+                }
+                Err(e) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "nonce {nonce} never acknowledged: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        acked.push(hash);
+    }
+
+    let status = client::node_status(&url, LONG).await.expect("status");
+    assert!(status.term > term_before, "the others elected a new leader");
+    let head = cluster.max_head().await.expect("heads");
+    cluster
+        .wait_for_height(head + 2, LONG)
+        .await
+        .expect("every node, the one stopped too, goes on");
+    let verified = check_identical_chains(&cluster).await.expect("no fork");
+    assert!(verified >= head + 2);
+    let rpc = HttpClientBuilder::default().build(&url).expect("client");
+    let nonce: String = rpc
+        .request(
+            "eth_getTransactionCount",
+            rpc_params![sender.address, "latest"],
+        )
+        .await
+        .expect("nonce");
+    assert_eq!(nonce, format!("{SENT:#x}"), "exactly the acknowledged ones");
+    for hash in acked {
+        let receipt: Option<serde_json::Value> = rpc
+            .request("eth_getTransactionReceipt", rpc_params![hash])
+            .await
+            .expect("receipt");
+        let receipt = receipt.unwrap_or_else(|| panic!("acknowledged {hash} is in no block"));
+        assert_eq!(receipt["status"], "0x1", "{receipt}");
     }
     cluster.stop_all(Duration::from_secs(5));
 }

@@ -83,7 +83,8 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
         },
         extra: 0,
     };
-    let accounts = mnemonic_accounts(mnemonic, args.accounts)?;
+    // Only the listed accounts: the nodes derive them all to unlock them.
+    let listed = mnemonic_accounts(mnemonic, args.accounts.min(LISTED_ACCOUNTS))?;
     let custom = args.gas_limit.is_some() || args.balance.is_some() || args.chain_id.is_some();
     let genesis = match &args.genesis {
         Some(path) => Some(
@@ -149,7 +150,13 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
             ""
         }
     );
-    print_accounts(&accounts, mnemonic, args.genesis.is_none(), &chain.balance);
+    print_accounts(
+        &listed,
+        args.accounts,
+        mnemonic,
+        args.genesis.is_none(),
+        &chain.balance,
+    );
     let statuses = cluster.statuses().await;
     print_table(&statuses_with_urls(&cluster, &statuses));
     println!(
@@ -199,9 +206,10 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
 }
 
 /// Most accounts listed at start; the mnemonic derives the rest.
-const LISTED_ACCOUNTS: usize = 20;
+const LISTED_ACCOUNTS: u32 = 20;
 
-fn print_accounts(accounts: &[DevAccount], mnemonic: &str, funded: bool, balance: &U256) {
+/// Lists the first of `total` dev accounts (`listed`).
+fn print_accounts(listed: &[DevAccount], total: u32, mnemonic: &str, funded: bool, balance: &U256) {
     let funding = if funded {
         format!(
             "{} ETH each",
@@ -216,7 +224,6 @@ fn print_accounts(accounts: &[DevAccount], mnemonic: &str, funded: bool, balance
     println!(
         "Dev accounts ({funding}; unlocked: the nodes sign for them; mnemonic \"{mnemonic}\"):"
     );
-    let listed = &accounts[..accounts.len().min(LISTED_ACCOUNTS)];
     for (i, account) in listed.iter().enumerate() {
         println!("({i}) {}", account.address);
     }
@@ -224,10 +231,10 @@ fn print_accounts(accounts: &[DevAccount], mnemonic: &str, funded: bool, balance
     for (i, account) in listed.iter().enumerate() {
         println!("({i}) {}", account.private_key);
     }
-    if accounts.len() > listed.len() {
+    if total as usize > listed.len() {
         println!(
             "… and {} more, derived from the mnemonic",
-            accounts.len() - listed.len()
+            total as usize - listed.len()
         );
     }
     println!();

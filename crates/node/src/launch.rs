@@ -55,14 +55,15 @@ pub async fn launch(
         );
         baton_primitives::clock::shift(config.fault.clock_offset_ms);
     }
-    let spec = match &config.data.genesis {
-        Some(path) => ChainSpec::from_file(path)?,
-        None => ChainSpec::dev_with(&config.data.dev_mnemonic, config.data.dev_accounts)?,
-    };
     let unlocked = if config.data.dev_unlocked {
         mnemonic_accounts(&config.data.dev_mnemonic, config.data.dev_accounts)?
     } else {
         Vec::new()
+    };
+    let spec = match &config.data.genesis {
+        Some(path) => ChainSpec::from_file(path)?,
+        None => ChainSpec::dev_with(&config.data.dev_mnemonic, config.data.dev_accounts)?
+            .with_derived(&unlocked),
     };
     // <data_dir>/db holds the Raft store (raft/), the chain (chain, a link into
     // chain.d/ swapped whole by a snapshot install) and snapshots (snapshots/).
@@ -76,6 +77,9 @@ pub async fn launch(
             baton_storage::DATA_FORMAT
         );
     }
+    std::fs::create_dir_all(data)
+        .wrap_err_with(|| format!("cannot create the data dir {}", data.display()))?;
+    crate::disk::check(data, config.data.min_free_disk_bytes)?;
     let raft_store = RaftStore::open(&data.join("raft"))?;
     check_identity(&raft_store, &config, &spec)?;
     let store = Store::open(&data.join("chain"))?;
@@ -160,7 +164,12 @@ pub async fn launch(
     supervisor.spawn_critical_thread("sequencer", sequencer.run(shutdown_rx))?;
     supervisor.spawn_critical(
         "watchdog",
-        baton_sequencer::watchdog(consensus.clone(), config.timing.block_time, members.clone()),
+        baton_sequencer::watchdog(
+            consensus.clone(),
+            config.timing.block_time,
+            members.clone(),
+            config.sequencer.max_step_downs_per_minute,
+        ),
     );
 
     let listener = match rpc_listener {
@@ -205,6 +214,12 @@ pub async fn launch(
     .await?;
     supervisor.spawn_critical("rpc", rpc.clone().stopped());
     supervisor.spawn_critical("db-size", crate::metrics::record_db_sizes(sized.0, sized.1));
+    if config.data.min_free_disk_bytes > 0 {
+        supervisor.spawn_critical(
+            "disk",
+            crate::disk::guard(data.clone(), config.data.min_free_disk_bytes),
+        );
+    }
     tracing::info!(id = config.cluster.id, %rpc_addr, p2p = %config.cluster.p2p_addr, chain_id = spec.chain_id, "node started");
 
     Ok(Node {

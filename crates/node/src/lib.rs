@@ -9,8 +9,10 @@
 //!   allowlist that follows the Raft membership.
 //! - [`supervisor`]: critical tasks and fail-stop.
 //! - `metrics`: the Prometheus recorder behind `GET /metrics`.
+//! - [`disk`]: fail-stop when the database's disk runs out of space.
 
 pub mod config;
+pub mod disk;
 pub mod launch;
 mod metrics;
 mod peers;

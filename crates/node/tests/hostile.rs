@@ -16,8 +16,10 @@ use jsonrpsee::{
     core::{ClientError, client::ClientT},
     http_client::HttpClientBuilder,
     rpc_params,
+    ws_client::WsClientBuilder,
 };
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -129,4 +131,65 @@ async fn endless_calls_to_the_leader_do_not_move_leadership() {
     }
     cluster.assert_identical_chains().await;
     cluster.stop().await;
+}
+
+/// One host cannot hold every connection: past its per-address limit a new
+/// connection is answered 429 with a JSON-RPC error naming the limit, and a
+/// connection that closes frees its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_address_cannot_take_every_connection() {
+    let cluster = TestCluster::start_with(1, 300, RARE_SNAPSHOTS, |_, config| {
+        config.rpc.connections.per_ip = 3;
+    })
+    .await;
+    let node = cluster.wait_for_leader(LONG).await;
+    let ws_url = cluster.url(node).replace("http://", "ws://");
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(WsClientBuilder::default().build(&ws_url).await.expect("ws"));
+    }
+
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#;
+    let answer = raw_post(&cluster.nodes[&node].rpc_addr().to_string(), body).await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("-32005"), "{answer}");
+    assert!(
+        answer.contains("too many connections from 127.0.0.1: at most 3 per address"),
+        "{answer}"
+    );
+    let number: String = held[0]
+        .request("eth_blockNumber", rpc_params![])
+        .await
+        .expect("the connections it holds still work");
+    assert!(number.starts_with("0x"));
+
+    drop(held.pop());
+    let deadline = Instant::now() + LONG;
+    loop {
+        let answer = raw_post(&cluster.nodes[&node].rpc_addr().to_string(), body).await;
+        if answer.starts_with("HTTP/1.1 200") {
+            assert!(answer.contains(r#""result":"0x"#), "{answer}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the closed place never freed: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.stop().await;
+}
+
+/// POSTs `body` on a fresh connection and returns the whole answer, head and body.
+async fn raw_post(addr: &str, body: &str) -> String {
+    let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "POST / HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).await.expect("read");
+    answer
 }

@@ -58,6 +58,81 @@ async fn leaders_that_cannot_produce_step_down_until_one_can() {
     cluster.stop().await;
 }
 
+/// DESIGN invariant 6, without failover storms: when no node can produce, each
+/// stalled leader steps down once, to a member that has not stepped down itself;
+/// the last one, with no healthier member left, holds. The cluster ends with one
+/// leader that every node agrees on, and no more changes while it stays stalled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_every_node_is_degraded_the_cluster_holds_one_leader() {
+    let cluster = TestCluster::start_with(3, 300, RARE_SNAPSHOTS, |_, config| {
+        config.fault.no_produce = true;
+    })
+    .await;
+    cluster.wait_for_leader(LONG).await;
+    let step_downs = |id: NodeId| {
+        cluster.nodes[&id]
+            .consensus()
+            .leader_changes()
+            .iter()
+            .filter(|change| change.reason == ChangeReason::StepDown)
+            .count()
+    };
+    let deadline = Instant::now() + LONG;
+    while (1..=3).map(step_downs).max() < Some(2) {
+        assert!(Instant::now() < deadline, "two step-downs never happened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let holder = cluster.wait_for_leader(LONG).await;
+
+    // Twenty stall bounds (3 block times each) later: still the same leader.
+    tokio::time::sleep(Duration::from_secs(18)).await;
+    for id in 1..=3 {
+        let status = cluster.status(id);
+        assert_eq!(
+            status.leader_id,
+            Some(holder),
+            "node {id} sees another leader"
+        );
+        assert_eq!(step_downs(id), 2, "node {id} saw more step-downs");
+    }
+    assert!(
+        matches!(cluster.status(holder).readiness, Readiness::Ready),
+        "the holder does not sit out a cool-down"
+    );
+    cluster.stop().await;
+}
+
+/// DESIGN invariants 2 and 5, a leader elected while far behind: a follower is
+/// down for 100 blocks, restarts, and leadership is pushed onto it at once. It
+/// may only lead on top of everything committed, so either it catches up first or
+/// another node wins; either way the chain goes on with no fork, and the node that
+/// was behind ends up holding every block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leadership_pushed_onto_a_node_far_behind_does_not_wedge_the_chain() {
+    let mut cluster = TestCluster::start_with(3, 200, RARE_SNAPSHOTS, |_, _| {}).await;
+    let leader = cluster.wait_for_leader(LONG).await;
+    let behind = cluster.follower_of(leader);
+    cluster.kill(behind).await;
+    let down_at = cluster.max_head();
+    cluster.wait_for_height(down_at + 100, 2 * LONG).await;
+
+    cluster.restart(behind).await;
+    let leader = cluster.wait_for_leader(LONG).await;
+    if leader != behind {
+        // Refused or not, the cluster must go on: only the outcome is checked.
+        let _ = cluster.nodes[&leader]
+            .consensus()
+            .hand_over(behind, ChangeReason::Transfer)
+            .await;
+    }
+    let head = cluster.max_head();
+    cluster.wait_for_height(head + 10, LONG).await;
+    cluster.wait_for_leader(LONG).await;
+    let verified = cluster.assert_identical_chains().await;
+    assert!(verified >= head + 10, "every node holds every block");
+    cluster.stop().await;
+}
+
 /// DESIGN invariant 5: a `--standby-only` node never stands for election, and
 /// when leadership is pushed onto it anyway it hands it on at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

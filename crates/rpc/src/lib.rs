@@ -14,6 +14,7 @@
 //! One handler per namespace, each holding only what it needs; [`serve`] assembles
 //! them. Every answer comes from applied (hence committed) state: DESIGN invariant 1.
 
+mod accept;
 mod baton;
 mod call;
 mod conductor;
@@ -40,9 +41,10 @@ mod watch;
 use std::{net::SocketAddr, sync::Arc};
 
 use jsonrpsee::{
-    RpcModule,
+    Methods, RpcModule,
     server::{
-        BatchRequestConfig, Server, ServerConfig, ServerHandle, middleware::rpc::RpcServiceBuilder,
+        BatchRequestConfig, HttpBody, Server, ServerConfig, ServerHandle,
+        middleware::rpc::RpcServiceBuilder, serve_with_graceful_shutdown, stop_channel,
     },
     types::ErrorObjectOwned,
 };
@@ -69,6 +71,8 @@ pub use watch::{WatchApiServer, Watcher};
 
 /// Largest request body we read (a batch of raw transactions fits comfortably).
 pub const MAX_REQUEST_BYTES: u32 = 5 * 1024 * 1024;
+/// Largest answer we send (one call's, or a whole batch's).
+pub const MAX_RESPONSE_BYTES: u32 = 10 * 1024 * 1024;
 /// Most calls in one JSON-RPC batch.
 pub const MAX_BATCH_LEN: u32 = 100;
 /// Limits on who holds the server's sockets.
@@ -76,6 +80,8 @@ pub const MAX_BATCH_LEN: u32 = 100;
 pub struct ConnectionLimits {
     /// Most open connections (wallets, dapps, and followers forwarding writes).
     pub max_connections: u32,
+    /// Most open TCP connections from one source address.
+    pub per_ip: u32,
     /// Most subscriptions one WebSocket connection may hold.
     pub subscriptions_per_connection: u32,
 }
@@ -114,8 +120,11 @@ pub async fn serve(
     handlers: Handlers,
 ) -> Result<(ServerHandle, SocketAddr), RpcError> {
     listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let addr = listener.local_addr()?;
     let config = ServerConfig::builder()
         .max_request_body_size(MAX_REQUEST_BYTES)
+        .max_response_body_size(MAX_RESPONSE_BYTES)
         .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH_LEN))
         .max_connections(limits.max_connections)
         .max_subscriptions_per_connection(limits.subscriptions_per_connection)
@@ -124,12 +133,11 @@ pub async fn serve(
     let http = tower::ServiceBuilder::new()
         .layer(pages::PagesLayer { metrics })
         .map_request(move |request| conductor::authorize(admin_token.as_deref(), request));
-    let server = Server::builder()
+    let services = Server::builder()
         .set_config(config)
         .set_http_middleware(http)
         .set_rpc_middleware(RpcServiceBuilder::new().layer_fn(metered::Metered::new))
-        .build_from_tcp(listener)?;
-    let addr = server.local_addr()?;
+        .to_service_builder();
     let Handlers {
         eth,
         net,
@@ -160,7 +168,28 @@ pub async fn serve(
     if let Some(fault) = fault {
         module.merge(FaultApiServer::into_rpc(fault))?;
     }
-    Ok((server.start(module), addr))
+    let methods = Methods::from(module);
+    let (stop, handle) = stop_channel();
+    let serve_one = {
+        let stop = stop.clone();
+        move |socket| {
+            // The HTTP layers take jsonrpsee's body type, hyper hands its own.
+            let service = tower::ServiceBuilder::new()
+                .map_request(|request: http::Request<hyper::body::Incoming>| {
+                    request.map(HttpBody::new)
+                })
+                .service(services.clone().build(methods.clone(), stop.clone()));
+            let stopped = stop.clone().shutdown();
+            async move {
+                if let Err(e) = serve_with_graceful_shutdown(socket, service, stopped).await {
+                    tracing::debug!(error = %e, "RPC connection ended with an error");
+                }
+            }
+        }
+    };
+    let per_ip = accept::PerIp::new(limits.per_ip);
+    tokio::spawn(accept::run(listener, per_ip, stop, serve_one));
+    Ok((handle, addr))
 }
 
 /// JSON-RPC invalid params (-32602) carrying `message`.

@@ -1,15 +1,21 @@
 //! What the RPC server tells Prometheus: requests by method and outcome with
-//! their latency, open connections, and open subscriptions. Method names come from
-//! callers, so only methods the server knows get their own label; anything else
-//! counts as `unknown` (a stranger cannot grow the label set).
+//! their latency (a batch's calls one by one), open connections, and open
+//! subscriptions. Method names come from callers, so only methods the server knows
+//! get their own label; anything else counts as `unknown` (a stranger cannot grow
+//! the label set).
 
 use std::{future::Future, sync::Arc, time::Instant};
 
 use jsonrpsee::{
     MethodResponse,
-    core::middleware::{Batch, Notification, RpcServiceT},
+    core::{
+        middleware::{Batch, BatchEntry, Notification, RpcServiceT},
+        server::BatchResponseBuilder,
+    },
     types::{ErrorCode, Request},
 };
+
+use crate::MAX_RESPONSE_BYTES;
 
 /// Wraps each connection's RPC service; one per connection.
 #[derive(Debug, Clone)]
@@ -85,8 +91,35 @@ where
         }
     }
 
+    /// Each call of a batch is metered as the same call sent alone would be.
     fn batch<'a>(&self, batch: Batch<'a>) -> impl Future<Output = Self::BatchResponse> + Send + 'a {
-        self.service.batch(batch)
+        let this = self.clone();
+        async move {
+            let mut responses = BatchResponseBuilder::new_with_limit(MAX_RESPONSE_BYTES as usize);
+            let mut notified = false;
+            for entry in batch {
+                let response = match entry {
+                    Ok(BatchEntry::Call(request)) => this.call(request).await,
+                    Ok(BatchEntry::Notification(notification)) => {
+                        notified = true;
+                        this.service.notification(notification).await;
+                        continue;
+                    }
+                    Err(invalid) => {
+                        let (error, id) = invalid.into_parts();
+                        MethodResponse::error(id, error)
+                    }
+                };
+                if let Err(too_large) = responses.append(response) {
+                    return too_large;
+                }
+            }
+            if responses.is_empty() && notified {
+                MethodResponse::notification()
+            } else {
+                MethodResponse::from_batch(responses.finish())
+            }
+        }
     }
 
     fn notification<'a>(

@@ -10,7 +10,7 @@
 
 use std::{fmt, time::Duration};
 
-use baton_consensus::{ChangeReason, ConsensusError};
+use baton_consensus::{ChangeReason, ConsensusError, LeaderChange};
 use baton_primitives::NodeId;
 
 /// What the leader does next.
@@ -119,22 +119,65 @@ pub fn after_seal(
     hand_over(me, members, ChangeReason::Rotation)
 }
 
+/// What the stall watchdog looks at besides the clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Watched<'a> {
+    pub me: NodeId,
+    pub block_time_ms: u64,
+    /// An operator paused automatic leadership actions.
+    pub paused: bool,
+    pub members: Members<'a>,
+    /// The cluster's step-downs within the last [`STEP_DOWN_WINDOW_MS`], one entry
+    /// each, naming the leader that stepped down where it is known
+    /// ([`recent_step_downs`]).
+    pub recent_step_downs: &'a [Option<NodeId>],
+    /// At most this many step-downs per [`STEP_DOWN_WINDOW_MS`], cluster-wide.
+    pub max_step_downs: u32,
+}
+
 /// DESIGN invariant 6: the watchdog's decision for a leader whose chain last moved
-/// at `last_progress_ms`: once stalled, it steps down to the next ready member.
-pub fn on_watch(
-    me: NodeId,
-    now_ms: u64,
-    last_progress_ms: u64,
-    block_time_ms: u64,
-    paused: bool,
-    members: Members<'_>,
-) -> Stall {
-    if paused || !stalled(now_ms, last_progress_ms, block_time_ms) {
+/// at `last_progress_ms`: once stalled, it steps down to the next ready member
+/// that has not itself stepped down within the window.
+///
+/// No failover storms: a member that stepped down lately is no healthier than
+/// this leader, so with no other candidate the leader holds rather than send
+/// leadership round the same failing members; and past `max_step_downs` in the
+/// window every leader holds until the window moves on.
+pub fn on_watch(now_ms: u64, last_progress_ms: u64, w: Watched<'_>) -> Stall {
+    if w.paused || !stalled(now_ms, last_progress_ms, w.block_time_ms) {
         return Stall::Fine;
     }
-    Stall::StepDown {
-        to: successor(me, members.iter().copied()),
+    if w.recent_step_downs.len() >= w.max_step_downs as usize {
+        return Stall::Hold(Hold::RateLimited);
     }
+    let candidates = w
+        .members
+        .iter()
+        .copied()
+        .filter(|(id, _)| !w.recent_step_downs.contains(&Some(*id)));
+    match successor(w.me, candidates) {
+        Some(to) => Stall::StepDown { to },
+        None if w.members.iter().any(|(id, ready)| *ready && *id != w.me) => {
+            Stall::Hold(Hold::NoHealthierMember)
+        }
+        None => Stall::Hold(Hold::NoReadyMember),
+    }
+}
+
+/// The members that stepped down as leader within [`STEP_DOWN_WINDOW_MS`] before
+/// `now_ms`, read off the changes of leader this node saw (oldest first): a change
+/// for a step-down names the new leader, and the change before it the one that
+/// stepped down (`None` when this node did not see it).
+pub fn recent_step_downs(changes: &[LeaderChange], now_ms: u64) -> Vec<Option<NodeId>> {
+    changes
+        .iter()
+        .enumerate()
+        .filter(|(_, change)| {
+            change.reason == ChangeReason::StepDown
+                && now_ms.saturating_sub(change.at_ms) < STEP_DOWN_WINDOW_MS
+        })
+        .map(|(i, _)| i.checked_sub(1).and_then(|before| changes[before].leader))
+        .collect()
 }
 
 /// What the stall watchdog decided.
@@ -142,9 +185,31 @@ pub fn on_watch(
 pub enum Stall {
     /// The chain moves (or an operator paused automatic actions).
     Fine,
-    /// Stalled: cool down, and hand leadership to `to` (the next ready member;
-    /// `None` when no other member is ready to take over).
-    StepDown { to: Option<NodeId> },
+    /// Stalled: cool down, and hand leadership to `to`.
+    StepDown { to: NodeId },
+    /// Stalled, but handing leadership on would not help: keep it.
+    Hold(Hold),
+}
+
+/// Why a stalled leader keeps leadership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// No other member is ready to take over.
+    NoReadyMember,
+    /// Every ready member stepped down itself within the window.
+    NoHealthierMember,
+    /// The cluster already stepped down its maximum within the window.
+    RateLimited,
+}
+
+impl fmt::Display for Hold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NoReadyMember => "no other member is ready",
+            Self::NoHealthierMember => "every ready member stepped down itself within the minute",
+            Self::RateLimited => "the cluster's step-down limit for the minute is spent",
+        })
+    }
 }
 
 fn hand_over(me: NodeId, members: Members<'_>, why: ChangeReason) -> Option<Command> {
@@ -158,6 +223,12 @@ pub const STALL_BLOCKS: u32 = 3;
 /// How long a node that stepped down stays out of elections: long enough for the
 /// next leader to prove itself, so a bad node does not win leadership straight back.
 pub const STEP_DOWN_COOL_DOWN_BLOCKS: u32 = 10;
+
+/// How far back step-downs count, against the limit and against a candidate.
+pub const STEP_DOWN_WINDOW_MS: u64 = 60_000;
+
+/// How many step-downs a cluster makes per [`STEP_DOWN_WINDOW_MS`] unless told.
+pub const MAX_STEP_DOWNS_PER_MINUTE: u32 = 3;
 
 /// How long a leader that handed over waits for its successor before it produces
 /// again itself (the successor may be unreachable).
@@ -357,7 +428,11 @@ mod tests {
     fn a_paused_node_takes_no_automatic_leadership_action() {
         assert_eq!(on_elected(1, false, true, &MEMBERS), None);
         assert_eq!(after_seal(1, true, 10, 5, true, &MEMBERS), None);
-        assert_eq!(on_watch(1, 100_000, 0, 1_000, true, &MEMBERS), Stall::Fine);
+        let paused = Watched {
+            paused: true,
+            ..watched(1, &MEMBERS, &[])
+        };
+        assert_eq!(on_watch(100_000, 0, paused), Stall::Fine);
     }
 
     #[test]
@@ -394,27 +469,89 @@ mod tests {
         assert_eq!(after_seal(1, false, 8, 0, true, &two_ready), None, "paused");
     }
 
+    fn watched<'a>(
+        me: NodeId,
+        members: Members<'a>,
+        recent_step_downs: &'a [Option<NodeId>],
+    ) -> Watched<'a> {
+        Watched {
+            me,
+            block_time_ms: 1_000,
+            paused: false,
+            members,
+            recent_step_downs,
+            max_step_downs: MAX_STEP_DOWNS_PER_MINUTE,
+        }
+    }
+
     /// DESIGN invariant 6: a leader with no block committed for three block times
     /// steps down to the next ready member.
     #[test]
     fn a_stalled_leader_steps_down() {
+        let w = watched(2, &MEMBERS, &[]);
+        assert_eq!(on_watch(12_999, 10_000, w), Stall::Fine);
+        assert_eq!(on_watch(13_000, 10_000, w), Stall::StepDown { to: 3 });
+    }
+
+    /// DESIGN invariant 6: with nobody ready to take over, a stalled leader holds.
+    #[test]
+    fn a_stalled_leader_with_no_ready_member_stays() {
+        let members = [(2, true), (3, false)];
         assert_eq!(
-            on_watch(2, 12_999, 10_000, 1_000, false, &MEMBERS),
-            Stall::Fine
-        );
-        assert_eq!(
-            on_watch(2, 13_000, 10_000, 1_000, false, &MEMBERS),
-            Stall::StepDown { to: Some(3) }
+            on_watch(13_000, 10_000, watched(2, &members, &[])),
+            Stall::Hold(Hold::NoReadyMember)
         );
     }
 
-    /// DESIGN invariant 6: with nobody ready to take over, a stalled leader says so.
+    /// DESIGN invariant 6, no failover storms: a member that stepped down within
+    /// the minute is passed over, and when every ready member has, the leader holds.
     #[test]
-    fn a_stalled_leader_with_no_ready_member_stays() {
+    fn members_that_stepped_down_lately_are_not_candidates() {
+        let members = [(1, true), (2, true), (3, true)];
         assert_eq!(
-            on_watch(2, 13_000, 10_000, 1_000, false, &[(2, true), (3, false)]),
-            Stall::StepDown { to: None }
+            on_watch(13_000, 10_000, watched(2, &members, &[Some(3)])),
+            Stall::StepDown { to: 1 }
         );
+        assert_eq!(
+            on_watch(13_000, 10_000, watched(3, &members, &[Some(1), Some(2)])),
+            Stall::Hold(Hold::NoHealthierMember)
+        );
+    }
+
+    /// No failover storms: past the cluster's limit per minute, every leader holds.
+    #[test]
+    fn step_downs_are_rate_limited() {
+        let members = [(1, true), (2, true), (3, true), (4, true)];
+        let spent = [None, Some(4), None];
+        assert_eq!(
+            on_watch(13_000, 10_000, watched(2, &members, &spent)),
+            Stall::Hold(Hold::RateLimited)
+        );
+        let limit_4 = Watched {
+            max_step_downs: 4,
+            ..watched(2, &members, &spent)
+        };
+        assert_eq!(on_watch(13_000, 10_000, limit_4), Stall::StepDown { to: 3 });
+    }
+
+    #[test]
+    fn recent_step_downs_name_who_stepped_down_within_the_window() {
+        let change = |leader, reason, at_ms| LeaderChange {
+            term: 0,
+            leader: Some(leader),
+            reason,
+            at_ms,
+        };
+        let changes = [
+            change(2, ChangeReason::StepDown, 1_000),
+            change(3, ChangeReason::StepDown, 50_000),
+            change(1, ChangeReason::Election, 60_000),
+            change(2, ChangeReason::StepDown, 70_000),
+            change(3, ChangeReason::Rotation, 80_000),
+        ];
+        assert_eq!(recent_step_downs(&changes, 70_000), [Some(2), Some(1)]);
+        assert_eq!(recent_step_downs(&changes, 200_000), []);
+        assert_eq!(recent_step_downs(&changes[..1], 1_000), [None]);
     }
 
     #[test]

@@ -9,16 +9,18 @@ use baton_consensus::{ChangeReason, Consensus};
 use baton_primitives::{NodeId, clock::now_ms};
 use tokio::sync::watch;
 
-use crate::policy::{self, STEP_DOWN_COOL_DOWN_BLOCKS, Stall};
+use crate::policy::{self, STEP_DOWN_COOL_DOWN_BLOCKS, Stall, Watched};
 
 /// How often the watchdog looks.
 const EVERY: Duration = Duration::from_millis(50);
 
-/// Runs until the Raft instance stops.
+/// Runs until the Raft instance stops. At most `max_step_downs_per_minute`
+/// step-downs happen cluster-wide per minute ([`policy::on_watch`]).
 pub async fn watchdog(
     consensus: Consensus,
     block_time: Duration,
     members: watch::Receiver<Vec<(NodeId, bool)>>,
+    max_step_downs_per_minute: u32,
 ) {
     let block_time_ms = block_time.as_millis() as u64;
     let chain = consensus.chain();
@@ -42,25 +44,32 @@ pub async fn watchdog(
             continue;
         }
         let members = members.borrow().clone();
+        let now = now_ms();
+        let recent = policy::recent_step_downs(&consensus.leader_changes(), now);
         let decision = policy::on_watch(
-            consensus.node_id(),
-            now_ms(),
+            now,
             progress_ms,
-            block_time_ms,
-            consensus.paused(),
-            &members,
+            Watched {
+                me: consensus.node_id(),
+                block_time_ms,
+                paused: consensus.paused(),
+                members: &members,
+                recent_step_downs: &recent,
+                max_step_downs: max_step_downs_per_minute,
+            },
         );
-        let Stall::StepDown { to } = decision else {
-            continue;
-        };
-        consensus.stepped_down(block_time * STEP_DOWN_COOL_DOWN_BLOCKS);
-        let stalled_ms = now_ms().saturating_sub(progress_ms);
-        match to {
-            None => tracing::error!(
-                term,
-                "stalled as leader and no member is ready to take over"
-            ),
-            Some(to) => {
+        let stalled_ms = now.saturating_sub(progress_ms);
+        match decision {
+            Stall::Fine => continue,
+            Stall::Hold(why) => {
+                tracing::error!(
+                    term,
+                    "no block committed for {stalled_ms}ms, holding leadership: {why}"
+                );
+                metrics::counter!("baton_step_downs_held_total").increment(1);
+            }
+            Stall::StepDown { to } => {
+                consensus.stepped_down(block_time * STEP_DOWN_COOL_DOWN_BLOCKS);
                 tracing::warn!(
                     term,
                     to,

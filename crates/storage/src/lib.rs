@@ -42,7 +42,7 @@ use std::{
 
 use alloy_primitives::B256;
 use parking_lot::RwLock;
-use rocksdb::{ColumnFamilyDescriptor, DB, DBCompressionType, Options};
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, Options};
 use serde::{Deserialize, Serialize};
 
 pub use chain::ChainWrite;
@@ -122,7 +122,11 @@ impl Store {
     pub fn open(path: &Path) -> StorageResult<Self> {
         let live = swap::prepare(path)?;
         Ok(Self {
-            db: Arc::new(RwLock::new(Arc::new(open_db(&live, &CHAIN_FAMILIES)?))),
+            db: Arc::new(RwLock::new(Arc::new(open_db(
+                &live,
+                &CHAIN_FAMILIES,
+                CHAIN_CACHE_BYTES,
+            )?))),
             path: Arc::new(path.to_path_buf()),
         })
     }
@@ -148,8 +152,19 @@ impl Store {
     }
 }
 
-/// Opens (or creates) a database in `path` with `families`.
-fn open_db(path: &Path, families: &[&'static str]) -> StorageResult<DB> {
+/// Block cache of the chain database, shared by its families: the upper trie
+/// levels, hot accounts and every table's index and filter blocks stay in memory.
+const CHAIN_CACHE_BYTES: usize = 128 << 20;
+/// Block cache of the Raft database (log entries are read back once or twice).
+const RAFT_CACHE_BYTES: usize = 8 << 20;
+
+/// Opens (or creates) a database in `path` with `families`, sharing one block
+/// cache of `cache_bytes` between them.
+///
+/// Every table carries a bloom filter: most reads of a growing chain are misses
+/// (a fresh recipient's account, a slot never written), and without one a miss
+/// reads a block of every level, so each lookup slows as the chain grows.
+fn open_db(path: &Path, families: &[&'static str], cache_bytes: usize) -> StorageResult<DB> {
     std::fs::create_dir_all(path).map_err(|source| StorageError::Io {
         path: path.display().to_string(),
         source,
@@ -160,9 +175,17 @@ fn open_db(path: &Path, families: &[&'static str]) -> StorageResult<DB> {
     options.set_compression_type(DBCompressionType::Lz4);
     // Detect torn or corrupt files at open rather than serve bad data later.
     options.set_paranoid_checks(true);
+    let cache = Cache::new_lru_cache(cache_bytes);
+    let mut tables = BlockBasedOptions::default();
+    tables.set_block_cache(&cache);
+    tables.set_bloom_filter(10.0, false);
+    tables.set_cache_index_and_filter_blocks(true);
+    tables.set_pin_l0_filter_and_index_blocks_in_cache(true);
     let descriptors = families.iter().map(|name| {
         let mut family = Options::default();
         family.set_compression_type(DBCompressionType::Lz4);
+        family.set_block_based_table_factory(&tables);
+        family.set_level_compaction_dynamic_level_bytes(true);
         ColumnFamilyDescriptor::new(*name, family)
     });
     DB::open_cf_descriptors(&options, path, descriptors).map_err(|source| StorageError::Open {

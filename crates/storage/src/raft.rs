@@ -20,7 +20,9 @@ use alloy_primitives::B256;
 use baton_primitives::codec;
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch};
 
-use crate::{Identity, StorageResult, cf, decode_index, index_key, open_db, sync_write};
+use crate::{
+    Identity, RAFT_CACHE_BYTES, StorageResult, cf, decode_index, index_key, open_db, sync_write,
+};
 
 const CF_RAFT_LOG: &str = "raft_log";
 const CF_RAFT_META: &str = "raft_meta";
@@ -49,7 +51,7 @@ impl RaftStore {
     /// Opens (or creates) the database in `path`.
     pub fn open(path: &Path) -> StorageResult<Self> {
         Ok(Self {
-            db: Arc::new(open_db(path, &FAMILIES)?),
+            db: Arc::new(open_db(path, &FAMILIES, RAFT_CACHE_BYTES)?),
         })
     }
 

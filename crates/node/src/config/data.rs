@@ -50,6 +50,11 @@ pub struct DataArgs {
     /// blocks is refused) [default: every block, an archive].
     #[arg(long)]
     pub state_history_blocks: Option<u64>,
+    /// Stop, and exit non-zero, when the database's filesystem has less than this
+    /// many MiB free (refuse to start below it); 0 turns the check off
+    /// [default: 256].
+    #[arg(long)]
+    pub min_free_disk_mb: Option<u64>,
 }
 
 /// Data and genesis settings, checked.
@@ -67,6 +72,8 @@ pub struct DataConfig {
     pub snapshots: baton_consensus::SnapshotPolicy,
     /// State kept for this many blocks behind the head; `None` keeps all.
     pub state_history_blocks: Option<u64>,
+    /// Free space under the database below which the node stops (0: never).
+    pub min_free_disk_bytes: u64,
 }
 
 impl DataArgs {
@@ -106,6 +113,7 @@ impl DataArgs {
                 }
                 other => other,
             },
+            min_free_disk_bytes: self.min_free_disk_mb.unwrap_or(256).saturating_mul(1 << 20),
         })
     }
 }

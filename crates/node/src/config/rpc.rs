@@ -42,6 +42,10 @@ pub struct RpcArgs {
     /// Most open connections [default: 1024].
     #[arg(long)]
     pub rpc_max_connections: Option<u32>,
+    /// Most open connections from one source address; more are answered 429
+    /// [default: 128].
+    #[arg(long)]
+    pub rpc_max_connections_per_ip: Option<u32>,
     /// Most subscriptions one WebSocket connection may hold [default: 64].
     #[arg(long)]
     pub rpc_subscriptions_per_connection: Option<u32>,
@@ -78,6 +82,7 @@ impl RpcArgs {
         };
         let connections = ConnectionLimits {
             max_connections: self.rpc_max_connections.unwrap_or(1_024),
+            per_ip: self.rpc_max_connections_per_ip.unwrap_or(128),
             subscriptions_per_connection: self.rpc_subscriptions_per_connection.unwrap_or(64),
         };
         let positive = [
@@ -89,6 +94,7 @@ impl RpcArgs {
                 "rpc_max_connections",
                 u64::from(connections.max_connections),
             ),
+            ("rpc_max_connections_per_ip", u64::from(connections.per_ip)),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
