@@ -23,8 +23,7 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 
-/// The JSON-RPC code of a refused connection (geth's "limit exceeded").
-const LIMIT_EXCEEDED: i32 = -32005;
+use crate::LIMIT_EXCEEDED;
 
 /// Open connections per source address, against one limit.
 #[derive(Debug)]
