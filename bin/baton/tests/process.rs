@@ -4,7 +4,7 @@
 
 use std::{
     path::Path,
-    process::Command,
+    process::{Command, ExitStatus},
     time::{Duration, Instant},
 };
 
@@ -15,7 +15,7 @@ use baton_devtools::{
     cluster::{Cluster, ClusterSpec, check_identical_chains, log_tail},
 };
 use baton_node::config::NodeArgs;
-use baton_primitives::dev_accounts;
+use baton_primitives::{NodeId, dev_accounts};
 use jsonrpsee::{
     core::{client::ClientT, params::BatchRequestBuilder},
     http_client::HttpClientBuilder,
@@ -197,35 +197,17 @@ async fn a_node_whose_critical_task_dies_exits_non_zero() {
     client::fault_stop_task(&url, "sequencer", Duration::from_secs(2))
         .await
         .expect("fault hook");
-    let deadline = Instant::now() + LONG;
-    let exit = loop {
-        if let Some((id, status)) = cluster.reap().into_iter().find(|(id, _)| *id == leader) {
-            break (id, status);
-        }
-        assert!(Instant::now() < deadline, "the node did not exit");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let log = log_tail(&cluster.node(leader).expect("node").log_path, 20);
+    let (status, log) = wait_for_exit(&mut cluster, leader).await;
     assert_eq!(
-        exit.1.code(),
+        status.code(),
         Some(1),
-        "exits non-zero, not {}: {log}",
-        exit.1
+        "exits non-zero, not {status}: {log}"
     );
     assert!(
         log.contains("critical task sequencer"),
         "says which task: {log}"
     );
-
-    let next = cluster.wait_for_leader(LONG).await.expect("new leader");
-    assert_ne!(next, leader);
-    let head = check_identical_chains(&cluster)
-        .await
-        .expect("survivors agree");
-    cluster
-        .wait_for_height(head + 2, LONG)
-        .await
-        .expect("blocks after the failed leader left");
+    survivors_go_on(&mut cluster, leader).await;
     cluster.stop_all(Duration::from_secs(5));
 }
 
@@ -249,30 +231,10 @@ async fn a_node_whose_disk_fills_exits_non_zero_and_the_others_carry_on() {
 
     let filler = dir.path().join(format!("node{victim}/db/filler"));
     fill_until(&filler, 16 << 20);
-    let deadline = Instant::now() + LONG;
-    let status = loop {
-        if let Some((_, status)) = cluster.reap().into_iter().find(|(id, _)| *id == victim) {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the node with a full disk did not stop"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let log = log_tail(&cluster.node(victim).expect("node").log_path, 20);
+    let (status, log) = wait_for_exit(&mut cluster, victim).await;
     assert_eq!(status.code(), Some(1), "exits non-zero: {log}");
     assert!(log.contains("disk full: "), "says why: {log}");
-
-    let next = cluster.wait_for_leader(LONG).await.expect("new leader");
-    assert_ne!(next, victim);
-    let head = check_identical_chains(&cluster)
-        .await
-        .expect("survivors agree");
-    cluster
-        .wait_for_height(head + 2, LONG)
-        .await
-        .expect("blocks without the full node");
+    let head = survivors_go_on(&mut cluster, victim).await;
 
     std::fs::remove_file(&filler).expect("free the disk");
     cluster.start(victim).expect("restart");
@@ -283,6 +245,38 @@ async fn a_node_whose_disk_fills_exits_non_zero_and_the_others_carry_on() {
     let verified = check_identical_chains(&cluster).await.expect("no fork");
     assert!(verified >= head + 4);
     cluster.stop_all(Duration::from_secs(5));
+}
+
+/// Waits for node `id`'s process to exit on its own; returns how, and its log's tail.
+async fn wait_for_exit(cluster: &mut Cluster, id: NodeId) -> (ExitStatus, String) {
+    let deadline = Instant::now() + LONG;
+    let status = loop {
+        if let Some((_, status)) = cluster.reap().into_iter().find(|(exited, _)| *exited == id) {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "node {id} did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    (
+        status,
+        log_tail(&cluster.node(id).expect("node").log_path, 20),
+    )
+}
+
+/// Invariant 5 after node `gone` failed: the others elect a leader among
+/// themselves, agree on the chain and add blocks to it; returns the head they
+/// agreed on.
+async fn survivors_go_on(cluster: &mut Cluster, gone: NodeId) -> u64 {
+    let next = cluster.wait_for_leader(LONG).await.expect("new leader");
+    assert_ne!(next, gone);
+    let head = check_identical_chains(cluster)
+        .await
+        .expect("survivors agree");
+    cluster
+        .wait_for_height(head + 2, LONG)
+        .await
+        .expect("blocks after the failed node left");
+    head
 }
 
 /// A tmpfs of `mib` MiB mounted on a directory for the test's lifetime (needs

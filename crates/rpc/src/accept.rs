@@ -44,14 +44,10 @@ impl PerIp {
     /// Counts one more connection from `ip`, or `None` when it holds its limit.
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<IpPermit> {
         let mut open = self.open.lock();
-        let count = open.entry(ip).or_insert(0);
-        if *count >= self.limit {
-            if *count == 0 {
-                open.remove(&ip);
-            }
+        if open.get(&ip).is_some_and(|count| *count >= self.limit) || self.limit == 0 {
             return None;
         }
-        *count += 1;
+        *open.entry(ip).or_insert(0) += 1;
         Some(IpPermit {
             per_ip: self.clone(),
             ip,
