@@ -129,8 +129,12 @@ nodes_urls=${nodes_urls%,}
 "$venv/bin/python" "$ROOT/testnet/status_page.py" --page "http://127.0.0.1:$port/status" \
   --nodes "$nodes_urls" --screenshot "${BATON_ARTIFACTS:-${TMPDIR:-/tmp}}/baton-status.png"
 port=$(follower_port)
+# (an `if`, not `&&`: with the last node dead, `&&` would end the loop, and under
+# `set -e` the script, with status 1)
 live=$(for ((i = 0; i < nodes; i++)); do
-  [ -n "$(rpc_at $((rpc_port + i)) eth_chainId)" ] && printf 'http://127.0.0.1:%s,' $((rpc_port + i))
+  if [ -n "$(rpc_at $((rpc_port + i)) eth_chainId)" ]; then
+    printf 'http://127.0.0.1:%s,' $((rpc_port + i))
+  fi
 done)
 "$venv/bin/python" "$ROOT/testnet/clients.py" --http "http://127.0.0.1:$port" --ws "ws://127.0.0.1:$port" \
   --nodes "${live%,}"
