@@ -28,6 +28,9 @@ pub enum ConsensusError {
     Membership(String),
     #[error("no member {0}")]
     UnknownMember(NodeId),
+    /// A member did not answer a call, or answered what this node cannot read.
+    #[error("member {id} did not answer: {why}")]
+    Unreachable { id: NodeId, why: String },
     /// Raft itself has stopped (a storage error or a panic inside it): this node is done.
     #[error("Raft has stopped: {0}")]
     Stopped(String),

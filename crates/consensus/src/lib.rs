@@ -18,6 +18,7 @@
 //! a request failed.
 
 mod applier;
+mod calls;
 mod error;
 mod executed;
 mod leadership;
@@ -41,6 +42,7 @@ use openraft::{Config, ServerState, type_config::async_runtime::WatchReceiver};
 use tokio::sync::{mpsc, watch};
 
 pub use applier::ChainView;
+pub use calls::{ForwardedWrite, WriteRefused};
 pub use error::ConsensusError;
 pub use executed::{BatchKey, Executed};
 pub use leadership::{LeaderTerm, Leadership, LeadershipWatch, Proposal};
@@ -50,6 +52,17 @@ pub use runtime::RaftRuntime;
 pub use state_machine::StateMachine;
 pub use status::{MemberInfo, NodeStatus, Role, Suffrage};
 pub use types::TypeConfig;
+
+/// This node's links to the other members.
+#[derive(Debug)]
+pub struct MemberLinks {
+    /// The p2p network, which Raft and [`calls`] use.
+    pub network: Network,
+    /// Requests from members, as the p2p network delivers them.
+    pub inbound: mpsc::Receiver<InboundRequest>,
+    /// Where writes that members forward here go (see [`ForwardedWrite`]).
+    pub forwarded: mpsc::Sender<ForwardedWrite>,
+}
 
 /// The Raft instance every node runs.
 type Raft = openraft::Raft<TypeConfig, StateMachine>;
@@ -134,6 +147,8 @@ pub struct Consensus {
     raft: Raft,
     chain: watch::Receiver<ChainView>,
     readiness: Arc<readiness::ReadinessState>,
+    /// The members' links: Raft's, and [`calls`] to other members.
+    network: Network,
     block_time: Duration,
     /// Keeps the Raft runtime alive as long as a handle exists.
     _runtime: Arc<RaftRuntime>,
@@ -141,7 +156,7 @@ pub struct Consensus {
 
 impl Consensus {
     /// Opens the state machine on `storage.chain` and starts Raft on `runtime`.
-    /// The returned tasks answer members' RPCs arriving on `inbound`, keep the
+    /// The returned tasks answer members' requests arriving on `links`, keep the
     /// readiness gate and the snapshot policy, and end when Raft stops; the caller
     /// runs them as critical tasks. `executed` is where this node's sequencer
     /// leaves what it executed, for the state machine to reuse.
@@ -150,10 +165,14 @@ impl Consensus {
         spec: &ChainSpec,
         storage: Storage,
         runtime: Arc<RaftRuntime>,
-        network: Network,
-        inbound: mpsc::Receiver<InboundRequest>,
+        links: MemberLinks,
         executed: Executed,
     ) -> Result<(Self, Vec<Task>), ConsensusError> {
+        let MemberLinks {
+            network,
+            inbound,
+            forwarded,
+        } = links;
         let raft_config = config.raft_config()?;
         let (state_machine, chain) =
             StateMachine::open(&storage, spec, config.state_history_blocks, executed)
@@ -169,8 +188,11 @@ impl Consensus {
             readiness::ReadinessState::new(config.node_id, config.standby_only, self_check);
         let log = LogStore::new(storage.raft);
         let appended = log.appended();
-        let factory =
-            network::NetworkFactory::new(network, readiness.clone(), config.snapshots.chunk_bytes);
+        let factory = network::NetworkFactory::new(
+            network.clone(),
+            readiness.clone(),
+            config.snapshots.chunk_bytes,
+        );
         let node_id = config.node_id;
         let raft = runtime
             .run(async move { Raft::new(node_id, raft_config, factory, log, state_machine).await })
@@ -180,7 +202,8 @@ impl Consensus {
             node_id: config.node_id,
             raft: raft.clone(),
             chain,
-            readiness: readiness.clone(),
+            readiness,
+            network,
             block_time: config.block_time,
             _runtime: runtime.clone(),
         };
@@ -195,7 +218,12 @@ impl Consensus {
         let tasks: Vec<Task> = vec![
             (
                 "raft-rpc",
-                runtime.task(network::serve(raft.clone(), readiness, receiver, inbound)),
+                runtime.task(network::serve(
+                    consensus.clone(),
+                    receiver,
+                    forwarded,
+                    inbound,
+                )),
             ),
             (
                 "readiness",

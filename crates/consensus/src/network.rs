@@ -11,7 +11,7 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use alloy_primitives::B256;
+use alloy_primitives::{B256, Bytes};
 use baton_p2p::{InboundRequest, Network, PeerId};
 use baton_primitives::{Member, NodeId, codec};
 use openraft::{
@@ -27,9 +27,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::{
-    Raft,
+    Consensus, ConsensusError,
+    calls::{ForwardedWrite, WriteRefused},
     readiness::{ChangeReason, ReadinessState},
     snapshot::Manifest,
+    status::NodeStatus,
     transfer::{Chunk, Receiver},
     types::{Snapshot, SnapshotData, SnapshotMeta, TypeConfig, Vote},
 };
@@ -57,6 +59,10 @@ enum RaftRequest {
     },
     /// A hand-over, with why the leader makes it (recorded by the new leader).
     TransferLeader(TransferLeaderRequest<C>, Option<ChangeReason>),
+    /// What this member reports as `baton_nodeStatus` (the readiness poll).
+    Status,
+    /// A raw transaction a member forwards to the leader.
+    Write(Bytes),
 }
 
 /// The answer to a [`RaftRequest`].
@@ -69,6 +75,10 @@ enum RaftResponse {
     SnapshotHave(Vec<u64>),
     SnapshotAck,
     TransferLeader(Result<TransferLeaderResponse<C>, RaftError<C>>),
+    /// A [`NodeStatus`] as JSON: its readiness is an internally tagged enum, which
+    /// bincode cannot decode.
+    Status(Vec<u8>),
+    Written(Result<B256, WriteRefused>),
     /// The request could not be decoded.
     Refused(String),
 }
@@ -301,23 +311,25 @@ impl RaftNetworkV2<C> for PeerClient {
     }
 }
 
-/// Answers Raft RPCs from members until the p2p network stops.
+/// Answers members' requests until the p2p network stops: Raft's own, and the
+/// calls of [`crate::calls`] (status to `consensus`, writes to `writes`).
 pub(crate) async fn serve(
-    raft: Raft,
-    readiness: Arc<ReadinessState>,
+    consensus: Consensus,
     snapshots: Arc<Receiver>,
+    writes: mpsc::Sender<ForwardedWrite>,
     mut inbound: mpsc::Receiver<InboundRequest>,
 ) {
     let appends = Arc::new(AppendClock::default());
     while let Some(request) = inbound.recv().await {
-        let raft = raft.clone();
-        let readiness = readiness.clone();
+        let consensus = consensus.clone();
         let snapshots = snapshots.clone();
+        let writes = writes.clone();
         let appends = appends.clone();
         // Each request on its own task: a slow snapshot install must not hold up
         // heartbeats, and votes must not wait behind appends.
         tokio::spawn(async move {
-            let response = handle(&raft, &readiness, &snapshots, &appends, &request.payload).await;
+            let response =
+                handle(&consensus, &snapshots, &writes, &appends, &request.payload).await;
             match codec::encode(&response) {
                 Ok(bytes) => request.respond(bytes),
                 Err(e) => tracing::warn!(error = %e, "cannot encode a Raft response"),
@@ -344,12 +356,13 @@ impl AppendClock {
 }
 
 async fn handle(
-    raft: &Raft,
-    readiness: &ReadinessState,
+    consensus: &Consensus,
     snapshots: &Arc<Receiver>,
+    writes: &mpsc::Sender<ForwardedWrite>,
     appends: &AppendClock,
     payload: &[u8],
 ) -> RaftResponse {
+    let raft = &consensus.raft;
     let request: RaftRequest = match codec::decode(payload) {
         Ok(request) => request,
         Err(e) => {
@@ -408,7 +421,7 @@ async fn handle(
         }
         RaftRequest::TransferLeader(req, why) => {
             if let Some(why) = why {
-                readiness.received_handover(why);
+                consensus.readiness.received_handover(why);
             }
             RaftResponse::TransferLeader(
                 raft.handle_transfer_leader(req)
@@ -416,5 +429,77 @@ async fn handle(
                     .map_err(RaftError::Fatal),
             )
         }
+        RaftRequest::Status => match serde_json::to_vec(&consensus.status()) {
+            Ok(json) => RaftResponse::Status(json),
+            Err(e) => RaftResponse::Refused(e.to_string()),
+        },
+        RaftRequest::Write(raw) => {
+            RaftResponse::Written(ForwardedWrite::hand_on(writes, raw).await)
+        }
+    }
+}
+
+/// Sends one member-to-member call that is not Raft's own and waits for its answer.
+async fn call(
+    consensus: &Consensus,
+    to: NodeId,
+    request: RaftRequest,
+    timeout: Duration,
+) -> Result<RaftResponse, ConsensusError> {
+    let unreachable = |why: String| ConsensusError::Unreachable { id: to, why };
+    let member = consensus
+        .members()
+        .into_iter()
+        .find(|m| m.id == to)
+        .ok_or(ConsensusError::UnknownMember(to))?;
+    let peer = member
+        .peer_id
+        .parse()
+        .map_err(|e| unreachable(format!("peer id {:?}: {e}", member.peer_id)))?;
+    let bytes = codec::encode(&request).map_err(|e| unreachable(e.to_string()))?;
+    let reply = tokio::time::timeout(timeout, consensus.network.request(peer, bytes))
+        .await
+        .map_err(|_| unreachable(format!("no answer within {timeout:?}")))?
+        .map_err(|e| unreachable(e.to_string()))?;
+    match codec::decode(&reply) {
+        Ok(RaftResponse::Refused(why)) => Err(unreachable(format!("refused: {why}"))),
+        Ok(response) => Ok(response),
+        Err(e) => Err(unreachable(e.to_string())),
+    }
+}
+
+/// Member `to`'s status, asked over p2p.
+pub(crate) async fn status_of(
+    consensus: &Consensus,
+    to: NodeId,
+    timeout: Duration,
+) -> Result<NodeStatus, ConsensusError> {
+    match call(consensus, to, RaftRequest::Status, timeout).await? {
+        RaftResponse::Status(json) => {
+            serde_json::from_slice(&json).map_err(|e| ConsensusError::Unreachable {
+                id: to,
+                why: format!("a status that does not decode: {e}"),
+            })
+        }
+        other => Err(ConsensusError::Unreachable {
+            id: to,
+            why: format!("unexpected response {other:?}"),
+        }),
+    }
+}
+
+/// Forwards `raw` to member `to` and waits for its sequencer's answer.
+pub(crate) async fn write_to(
+    consensus: &Consensus,
+    to: NodeId,
+    raw: Bytes,
+    timeout: Duration,
+) -> Result<Result<B256, WriteRefused>, ConsensusError> {
+    match call(consensus, to, RaftRequest::Write(raw), timeout).await? {
+        RaftResponse::Written(result) => Ok(result),
+        other => Err(ConsensusError::Unreachable {
+            id: to,
+            why: format!("unexpected response {other:?}"),
+        }),
     }
 }

@@ -36,6 +36,10 @@ pub struct BenchCluster {
     /// Keep the cluster's data here (default: a temporary dir).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Run each node in a network namespace of its own (needs root): partitions
+    /// are then real packet drops between the nodes.
+    #[arg(long)]
+    pub netns: bool,
     #[command(flatten)]
     pub genesis: GenesisArgs,
 }
@@ -97,6 +101,7 @@ pub(crate) async fn start_cluster(
         p2p_port: 0,
         block_time_ms: spec.block_time_ms,
         extra,
+        netns: spec.netns,
     })?;
     cluster.start_all()?;
     // A large genesis takes a while to load on first start.

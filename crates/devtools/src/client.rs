@@ -51,6 +51,14 @@ pub async fn fault_stop_task(url: &str, name: &str, timeout: Duration) -> eyre::
         .await?)
 }
 
+/// Makes the node at `url` (started with fault injection) wait `ms` before
+/// sealing each block it leads; `0` ends it.
+pub async fn fault_seal_delay(url: &str, ms: u64, timeout: Duration) -> eyre::Result<()> {
+    Ok(client(url, timeout)?
+        .request("baton_faultSealDelay", rpc_params![ms])
+        .await?)
+}
+
 /// The hash of block `number` on the node at `url` (an error if it has none).
 pub async fn block_hash(url: &str, number: u64, timeout: Duration) -> eyre::Result<String> {
     let block: Option<serde_json::Value> = client(url, timeout)?

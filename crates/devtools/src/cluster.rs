@@ -3,7 +3,7 @@
 
 use std::{
     fs,
-    net::TcpListener,
+    net::{Ipv4Addr, SocketAddr, TcpListener},
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
@@ -18,7 +18,11 @@ use eyre::{WrapErr, bail, eyre};
 
 use baton_node::config::{MemberEntry, NodeArgs};
 
-use crate::client;
+use crate::{client, netns::Netns};
+
+/// A node's ports in a namespace of its own (its address is its own).
+const DEFAULT_RPC_PORT: u16 = 8545;
+const DEFAULT_P2P_PORT: u16 = 30301;
 
 /// How to lay out a local cluster.
 #[derive(Debug, Clone)]
@@ -34,6 +38,9 @@ pub struct ClusterSpec {
     pub block_time_ms: u64,
     /// Extra settings written into every node's config file.
     pub extra: NodeArgs,
+    /// Each node in a network namespace of its own (see [`Netns`]; needs root), at
+    /// its own address with the default ports, instead of all on 127.0.0.1.
+    pub netns: bool,
 }
 
 /// One member of a local cluster.
@@ -61,6 +68,8 @@ impl ClusterNode {
 pub struct Cluster {
     binary: PathBuf,
     pub nodes: Vec<ClusterNode>,
+    /// The nodes' namespaces, when they run in their own (dropped after the nodes).
+    netns: Option<Netns>,
 }
 
 /// A port on 127.0.0.1 that nothing listens on now, chosen below Linux's
@@ -102,29 +111,37 @@ impl Cluster {
         if spec.nodes == 0 {
             bail!("a cluster needs at least one node");
         }
+        let netns = spec.netns.then(|| Netns::create(spec.nodes)).transpose()?;
         let mut members = Vec::new();
         let mut listen = Vec::new();
         for i in 0..spec.nodes {
             let id = i as NodeId + 1;
             let dir = spec.data_dir.join(format!("node{id}"));
             let key = load_or_create_key(&dir.join("node.key"))?;
-            let (rpc, p2p) = (port(spec.rpc_port, i)?, port(spec.p2p_port, i)?);
+            let (ip, rpc, p2p) = match &netns {
+                Some(netns) => (netns.ip(id), DEFAULT_RPC_PORT, DEFAULT_P2P_PORT),
+                None => (
+                    Ipv4Addr::LOCALHOST,
+                    port(spec.rpc_port, i)?,
+                    port(spec.p2p_port, i)?,
+                ),
+            };
             members.push(MemberEntry {
                 id,
                 peer_id: key.public().to_peer_id().to_string(),
-                p2p_addr: format!("/ip4/127.0.0.1/tcp/{p2p}"),
-                rpc_url: format!("http://127.0.0.1:{rpc}"),
+                p2p_addr: format!("/ip4/{ip}/tcp/{p2p}"),
+                rpc_url: format!("http://{ip}:{rpc}"),
             });
-            listen.push((dir, rpc, p2p));
+            listen.push((dir, SocketAddr::from((ip, rpc))));
         }
         let mut nodes = Vec::new();
-        for (member, (dir, rpc, p2p)) in members.iter().zip(listen) {
+        for (member, (dir, rpc)) in members.iter().zip(listen) {
             let mut own = NodeArgs::default();
             own.cluster.id = Some(member.id);
-            own.cluster.p2p_addr = Some(format!("/ip4/127.0.0.1/tcp/{p2p}"));
+            own.cluster.p2p_addr = Some(member.p2p_addr.clone());
             own.cluster.members = members.clone();
             own.data.data_dir = Some(dir.clone());
-            own.rpc.rpc_addr = Some(format!("127.0.0.1:{rpc}").parse()?);
+            own.rpc.rpc_addr = Some(rpc);
             own.timing.block_time_ms = Some(spec.block_time_ms);
             let file = spec.extra.clone().overridden_by(own)?;
             let config_path = dir.join("baton.toml");
@@ -141,7 +158,13 @@ impl Cluster {
         Ok(Self {
             binary: spec.binary.clone(),
             nodes,
+            netns,
         })
+    }
+
+    /// The nodes' namespaces, if they run in their own.
+    pub fn netns(&self) -> Option<&Netns> {
+        self.netns.as_ref()
     }
 
     fn node_mut(&mut self, id: NodeId) -> eyre::Result<&mut ClusterNode> {
@@ -161,7 +184,7 @@ impl Cluster {
     /// Starts node `id`'s process (its log goes to `node.log` in its dir).
     pub fn start(&mut self, id: NodeId) -> eyre::Result<()> {
         let binary = self.binary.clone();
-        let node = self.node_mut(id)?;
+        let node = self.node(id)?;
         if node.child.is_some() {
             bail!("node {id} is already running");
         }
@@ -169,11 +192,22 @@ impl Cluster {
             .create(true)
             .append(true)
             .open(&node.log_path)?;
-        let mut command = Command::new(&binary);
+        let config_path = node.config_path.clone();
+        let mut command = match &self.netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                // `ip netns exec` execs the binary: the node keeps this pid.
+                command
+                    .args(["netns", "exec", &netns.namespace(id)])
+                    .arg(&binary);
+                command
+            }
+            None => Command::new(&binary),
+        };
         command
             .arg("node")
             .arg("--config")
-            .arg(&node.config_path)
+            .arg(&config_path)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -189,7 +223,7 @@ impl Cluster {
         let child = command
             .spawn()
             .wrap_err_with(|| format!("cannot run {}", binary.display()))?;
-        node.child = Some(child);
+        self.node_mut(id)?.child = Some(child);
         Ok(())
     }
 

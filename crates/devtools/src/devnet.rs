@@ -119,6 +119,7 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
             extra.data.genesis = genesis;
             extra
         },
+        netns: false,
     })?;
     cluster.start_all()?;
     let ready = async {

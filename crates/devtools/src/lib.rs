@@ -2,7 +2,8 @@
 //! a node: local clusters of `baton node` processes, the devnet, benchmarks, and
 //! the chaos harness with its history checker.
 //!
-//! - [`cluster`]: a local cluster of child processes ([`cluster::Cluster`]).
+//! - [`cluster`]: a local cluster of child processes ([`cluster::Cluster`]), on
+//!   127.0.0.1 or each node in a network namespace of its own ([`netns`]).
 //! - [`devnet`], [`status`], [`ctl`]: `baton devnet`, `baton status` and the operator's
 //!   `baton ctl`.
 //! - [`bench`], [`tps`]: failover, rotation and throughput benchmarks; [`genesis`]: genesis
@@ -17,5 +18,6 @@ pub mod cluster;
 pub mod ctl;
 pub mod devnet;
 pub mod genesis;
+pub mod netns;
 pub mod status;
 pub mod tps;

@@ -9,7 +9,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use baton_consensus::{Consensus, ConsensusConfig, Executed, RaftRuntime, Storage};
+use baton_consensus::{Consensus, ConsensusConfig, Executed, MemberLinks, RaftRuntime, Storage};
 use baton_p2p::{Network, P2pConfig, load_or_create_key};
 use baton_primitives::{ChainSpec, mnemonic_accounts};
 use baton_rpc::{
@@ -30,6 +30,9 @@ use crate::{
 
 /// Largest Raft message: a snapshot of the chain, or a batch of full blocks.
 const MAX_P2P_MESSAGE: usize = 256 * 1024 * 1024;
+/// Forwarded writes waiting for the submitter; past it, members' forwarding
+/// requests wait in turn (each on its own task).
+const FORWARDED_WRITES_QUEUE: usize = 1024;
 
 /// A running node. Dropping it does not stop it; call [`Node::stop`].
 #[derive(Debug)]
@@ -38,6 +41,7 @@ pub struct Node {
     network: Network,
     rpc: ServerHandle,
     rpc_addr: SocketAddr,
+    rpc_methods: jsonrpsee::Methods,
     supervisor: Supervisor,
     shutdown: watch::Sender<bool>,
 }
@@ -94,6 +98,8 @@ pub async fn launch(
 
     let supervisor = Supervisor::default();
     let executed = Executed::default();
+    // Writes that followers forward here over p2p, for the RPC layer's submitter.
+    let (forwarded, forwarded_writes) = tokio::sync::mpsc::channel(FORWARDED_WRITES_QUEUE);
     let (consensus, tasks) = Consensus::start(
         &ConsensusConfig {
             node_id: config.cluster.id,
@@ -112,8 +118,11 @@ pub async fn launch(
             snapshots: data.join("snapshots"),
         },
         runtime,
-        network.clone(),
-        inbound,
+        MemberLinks {
+            network: network.clone(),
+            inbound,
+            forwarded,
+        },
         executed.clone(),
     )
     .await?;
@@ -146,6 +155,7 @@ pub async fn launch(
     supervisor.spawn_critical("peers", readiness_poller);
 
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let (seal_delay, fault_seal_delay) = watch::channel(Duration::ZERO);
     let (sequencer, submit) = Sequencer::new(
         SequencerConfig {
             chain_id: spec.chain_id,
@@ -155,6 +165,7 @@ pub async fn launch(
             rotation_blocks: config.sequencer.rotation_blocks,
             members: members.clone(),
             fault_no_produce: config.fault.no_produce,
+            fault_seal_delay,
         },
         consensus.clone(),
         store.clone(),
@@ -178,6 +189,10 @@ pub async fn launch(
             .wrap_err_with(|| format!("cannot listen for JSON-RPC on {}", config.rpc.addr))?,
     };
     let submitter = Submitter::new(consensus.clone(), store.clone(), submit);
+    supervisor.spawn_critical(
+        "forwarded-writes",
+        submitter.clone().serve_forwarded(forwarded_writes),
+    );
     let admin_token: Option<Arc<str>> = config.rpc.admin_token.as_deref().map(Into::into);
     let handlers = Handlers {
         watch: Watcher::new(consensus.clone(), store.clone()),
@@ -201,15 +216,17 @@ pub async fn launch(
                 consensus.clone(),
                 network.clone(),
                 Arc::new(supervisor.stopper()),
+                seal_delay,
             )
         }),
     };
+    let rpc_methods = baton_rpc::methods(handlers)?;
     let (rpc, rpc_addr) = baton_rpc::serve(
         listener,
         admin_token,
         crate::metrics::page(),
         &config.rpc.connections,
-        handlers,
+        rpc_methods.clone(),
     )
     .await?;
     supervisor.spawn_critical("rpc", rpc.clone().stopped());
@@ -227,6 +244,7 @@ pub async fn launch(
         network,
         rpc,
         rpc_addr,
+        rpc_methods,
         supervisor,
         shutdown,
     })
@@ -305,6 +323,12 @@ fn check_identity(store: &RaftStore, config: &NodeConfig, spec: &ChainSpec) -> e
 impl Node {
     pub fn rpc_addr(&self) -> SocketAddr {
         self.rpc_addr
+    }
+
+    /// The JSON-RPC methods this node serves, to call in-process: no socket and no
+    /// connection limits, and no admin token (the admin methods refuse).
+    pub fn rpc_methods(&self) -> &jsonrpsee::Methods {
+        &self.rpc_methods
     }
 
     pub fn consensus(&self) -> &Consensus {

@@ -2,17 +2,17 @@
 //!
 //! - Readiness: every voter's, for choosing where leadership goes (rotation and
 //!   step-down hand it to the next ready member). This node's own comes from
-//!   consensus, the others' from polling their JSON-RPC (`baton_nodeStatus`); a
-//!   member that does not answer counts as not ready. The same poll tells a
-//!   bystander why the current leader leads.
+//!   consensus, the others' from asking them over p2p (their `baton_nodeStatus`,
+//!   never through the public JSON-RPC port, which strangers can fill); a member
+//!   that does not answer counts as not ready. The same poll tells a bystander why
+//!   the current leader leads.
 //! - The p2p allowlist, kept equal to the Raft membership as members join and leave.
 
 use std::{collections::BTreeMap, future::Future, time::Duration};
 
-use baton_consensus::{Consensus, NodeStatus, Suffrage};
+use baton_consensus::{Consensus, Suffrage};
 use baton_p2p::{Network, PeerId};
 use baton_primitives::NodeId;
-use jsonrpsee::{core::client::ClientT, http_client::HttpClientBuilder, rpc_params};
 use tokio::sync::watch;
 
 /// Polls every `every`: the readiness of every voter, and the task that keeps it.
@@ -36,7 +36,7 @@ pub(crate) fn watch_readiness(
                         if member.id == consensus.node_id() {
                             return (member.id, consensus.readiness().is_ready());
                         }
-                        let Ok(status) = node_status(&member.rpc_url, every).await else {
+                        let Ok(status) = consensus.member_status(member.id, every).await else {
                             return (member.id, false);
                         };
                         // The leader knows why it leads; bystanders learn it here.
@@ -55,18 +55,6 @@ pub(crate) fn watch_readiness(
         }
     };
     (members, task)
-}
-
-/// `baton_nodeStatus` of the member serving JSON-RPC at `url`.
-async fn node_status(url: &str, timeout: Duration) -> Result<NodeStatus, String> {
-    let client = HttpClientBuilder::default()
-        .request_timeout(timeout)
-        .build(url)
-        .map_err(|e| e.to_string())?;
-    client
-        .request("baton_nodeStatus", rpc_params![])
-        .await
-        .map_err(|e| e.to_string())
 }
 
 /// Keeps the p2p allowlist equal to the Raft membership as it changes at runtime

@@ -180,6 +180,134 @@ async fn one_address_cannot_take_every_connection() {
     cluster.stop().await;
 }
 
+/// Members talk to each other over p2p, never through the public JSON-RPC port
+/// (DESIGN invariant 5: leadership moves only for a reason of the cluster's own):
+/// with every place 127.0.0.1 has on every node's RPC port taken by idle sockets, a
+/// write through a follower is still forwarded and included once, the leader still
+/// sees its members ready, and it hands over when asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn connections_held_on_the_rpc_ports_do_not_cut_the_members_off() {
+    const PER_IP: u32 = 4;
+    const TOKEN: &str = "a-test-token-of-some-length";
+    let cluster = TestCluster::start_with(3, 300, RARE_SNAPSHOTS, |_, config| {
+        config.rpc.connections.per_ip = PER_IP;
+        config.rpc.admin_token = Some(TOKEN.to_string());
+    })
+    .await;
+    let leader = cluster.wait_for_leader(LONG).await;
+    let follower = cluster.follower_of(leader);
+    let ws_url = |id| cluster.url(id).replace("http://", "ws://");
+    // One client of ours per node, then idle sockets take every other place.
+    let to_follower = WsClientBuilder::default()
+        .build(&ws_url(follower))
+        .await
+        .expect("ws");
+    let mut admin = jsonrpsee::http_client::HeaderMap::new();
+    admin.insert(
+        "authorization",
+        format!("Bearer {TOKEN}").parse().expect("header"),
+    );
+    let to_leader = WsClientBuilder::default()
+        .set_headers(admin)
+        .build(&ws_url(leader))
+        .await
+        .expect("ws");
+    let mut held = Vec::new();
+    for &id in cluster.nodes.keys() {
+        let ours = u32::from(id == leader || id == follower);
+        for _ in ours..PER_IP {
+            held.push(hold_a_place(&ws_url(id)).await);
+        }
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#;
+        let answer = raw_post(&cluster.nodes[&id].rpc_addr().to_string(), body).await;
+        assert!(answer.starts_with("HTTP/1.1 429"), "node {id}: {answer}");
+    }
+    // Several readiness polls go by with the ports full.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let key = alloy_signer_local::PrivateKeySigner::from_bytes(
+        &baton_primitives::dev_accounts(1)[0].private_key,
+    )
+    .expect("key");
+    let wallet = alloy_network::EthereumWallet::from(key);
+    let transfer = alloy_rpc_types_eth::TransactionRequest::default()
+        .to(alloy_primitives::Address::repeat_byte(0x77))
+        .value(alloy_primitives::U256::from(1))
+        .gas_limit(21_000);
+    let (hash, raw) = baton_testing::signed_raw(transfer, 0, &wallet).await;
+    let acked: alloy_primitives::B256 = to_follower
+        .request("eth_sendRawTransaction", rpc_params![raw])
+        .await
+        .expect("a follower forwards the write to the leader over p2p");
+    assert_eq!(acked, hash);
+
+    to_leader
+        .request::<(), _>("conductor_transferLeader", rpc_params![])
+        .await
+        .expect("the leader sees a ready member to hand over to");
+    let deadline = Instant::now() + LONG;
+    let successor = loop {
+        if let Some(new) = cluster
+            .status(follower)
+            .leader_id
+            .filter(|&id| id != leader)
+        {
+            break new;
+        }
+        assert!(Instant::now() < deadline, "leadership never moved");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_ne!(successor, leader);
+    drop(held);
+    let height = cluster.max_head();
+    cluster.wait_for_height(height + 2, LONG).await;
+    let included: Vec<serde_json::Value> = {
+        let client = HttpClientBuilder::default()
+            .build(cluster.url(follower))
+            .expect("client");
+        let receipt: serde_json::Value = client
+            .request("eth_getTransactionReceipt", rpc_params![hash])
+            .await
+            .expect("receipt");
+        assert_eq!(receipt["status"], json!("0x1"), "{receipt}");
+        let head: u64 = cluster.max_head();
+        let mut found = Vec::new();
+        for number in 1..=head {
+            let block: serde_json::Value = client
+                .request(
+                    "eth_getBlockByNumber",
+                    rpc_params![format!("{number:#x}"), false],
+                )
+                .await
+                .expect("block");
+            found.extend(
+                block["transactions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|tx| **tx == json!(hash))
+                    .cloned(),
+            );
+        }
+        found
+    };
+    assert_eq!(included.len(), 1, "included exactly once");
+    cluster.assert_identical_chains().await;
+    cluster.stop().await;
+}
+
+/// An idle WebSocket on `url`, retried while an earlier one is still closing.
+async fn hold_a_place(url: &str) -> jsonrpsee::ws_client::WsClient {
+    let deadline = Instant::now() + LONG;
+    loop {
+        match WsClientBuilder::default().build(url).await {
+            Ok(client) => return client,
+            Err(e) => assert!(Instant::now() < deadline, "cannot connect to {url}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// POSTs `body` on a fresh connection and returns the whole answer, head and body.
 async fn raw_post(addr: &str, body: &str) -> String {
     let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");

@@ -6,12 +6,13 @@
 //! The JSON-RPC port stays reachable, as a load balancer in front of a cut-off
 //! node would be.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use baton_consensus::Consensus;
 use baton_p2p::Network;
 use baton_primitives::NodeId;
 use jsonrpsee::{core::RpcResult, core::async_trait, proc_macros::rpc};
+use tokio::sync::watch;
 
 use crate::{internal, invalid_params};
 
@@ -25,6 +26,7 @@ pub struct FaultHandler {
     consensus: Consensus,
     network: Network,
     stop_task: StopTask,
+    seal_delay: Arc<watch::Sender<Duration>>,
 }
 
 impl std::fmt::Debug for FaultHandler {
@@ -34,11 +36,18 @@ impl std::fmt::Debug for FaultHandler {
 }
 
 impl FaultHandler {
-    pub fn new(consensus: Consensus, network: Network, stop_task: StopTask) -> Self {
+    /// `seal_delay` reaches this node's sequencer.
+    pub fn new(
+        consensus: Consensus,
+        network: Network,
+        stop_task: StopTask,
+        seal_delay: watch::Sender<Duration>,
+    ) -> Self {
         Self {
             consensus,
             network,
             stop_task,
+            seal_delay: Arc::new(seal_delay),
         }
     }
 }
@@ -54,7 +63,16 @@ pub trait FaultApi {
     /// the node must notice, stop and exit non-zero.
     #[method(name = "baton_faultStopTask")]
     fn stop_task(&self, name: String) -> RpcResult<()>;
+
+    /// From now on this node's sequencer waits `ms` milliseconds before sealing
+    /// each block it leads, while Raft heartbeats on (a slow, not a dead, leader);
+    /// `0` ends it. At most [`MAX_SEAL_DELAY_MS`].
+    #[method(name = "baton_faultSealDelay")]
+    fn seal_delay(&self, ms: u64) -> RpcResult<()>;
 }
+
+/// Longest seal delay `baton_faultSealDelay` takes: a minute.
+const MAX_SEAL_DELAY_MS: u64 = 60_000;
 
 #[async_trait]
 impl FaultApiServer for FaultHandler {
@@ -88,5 +106,16 @@ impl FaultApiServer for FaultHandler {
     fn stop_task(&self, name: String) -> RpcResult<()> {
         tracing::warn!(task = %name, "fault injection: stopping a critical task");
         (self.stop_task)(&name).map_err(invalid_params)
+    }
+
+    fn seal_delay(&self, ms: u64) -> RpcResult<()> {
+        if ms > MAX_SEAL_DELAY_MS {
+            return Err(invalid_params(format!(
+                "a seal delay of {ms} ms: at most {MAX_SEAL_DELAY_MS}"
+            )));
+        }
+        tracing::warn!(ms, "fault injection: seal delay set");
+        self.seal_delay.send_replace(Duration::from_millis(ms));
+        Ok(())
     }
 }

@@ -109,35 +109,9 @@ pub struct Handlers {
     pub fault: Option<FaultHandler>,
 }
 
-/// Serves every namespace on `listener` until the returned handle is stopped.
-/// `admin_token` guards the `conductor_` methods that change anything; `metrics`
-/// renders `GET /metrics` on the same port.
-pub async fn serve(
-    listener: std::net::TcpListener,
-    admin_token: Option<Arc<str>>,
-    metrics: Option<RenderMetrics>,
-    limits: &ConnectionLimits,
-    handlers: Handlers,
-) -> Result<(ServerHandle, SocketAddr), RpcError> {
-    listener.set_nonblocking(true)?;
-    let listener = tokio::net::TcpListener::from_std(listener)?;
-    let addr = listener.local_addr()?;
-    let config = ServerConfig::builder()
-        .max_request_body_size(MAX_REQUEST_BYTES)
-        .max_response_body_size(MAX_RESPONSE_BYTES)
-        .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH_LEN))
-        .max_connections(limits.max_connections)
-        .max_subscriptions_per_connection(limits.subscriptions_per_connection)
-        .set_id_provider(ids::HexIds::default())
-        .build();
-    let http = tower::ServiceBuilder::new()
-        .layer(pages::PagesLayer { metrics })
-        .map_request(move |request| conductor::authorize(admin_token.as_deref(), request));
-    let services = Server::builder()
-        .set_config(config)
-        .set_http_middleware(http)
-        .set_rpc_middleware(RpcServiceBuilder::new().layer_fn(metered::Metered::new))
-        .to_service_builder();
+/// Every namespace's methods, as `serve` answers them (and as a caller in the
+/// same process may, with `Methods::raw_json_request`).
+pub fn methods(handlers: Handlers) -> Result<Methods, RpcError> {
     let Handlers {
         eth,
         net,
@@ -168,7 +142,38 @@ pub async fn serve(
     if let Some(fault) = fault {
         module.merge(FaultApiServer::into_rpc(fault))?;
     }
-    let methods = Methods::from(module);
+    Ok(Methods::from(module))
+}
+
+/// Serves `methods` (see [`methods`]) on `listener` until the returned handle is
+/// stopped. `admin_token` guards the `conductor_` methods that change anything;
+/// `metrics` renders `GET /metrics` on the same port.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    admin_token: Option<Arc<str>>,
+    metrics: Option<RenderMetrics>,
+    limits: &ConnectionLimits,
+    methods: Methods,
+) -> Result<(ServerHandle, SocketAddr), RpcError> {
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let addr = listener.local_addr()?;
+    let config = ServerConfig::builder()
+        .max_request_body_size(MAX_REQUEST_BYTES)
+        .max_response_body_size(MAX_RESPONSE_BYTES)
+        .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH_LEN))
+        .max_connections(limits.max_connections)
+        .max_subscriptions_per_connection(limits.subscriptions_per_connection)
+        .set_id_provider(ids::HexIds::default())
+        .build();
+    let http = tower::ServiceBuilder::new()
+        .layer(pages::PagesLayer { metrics })
+        .map_request(move |request| conductor::authorize(admin_token.as_deref(), request));
+    let services = Server::builder()
+        .set_config(config)
+        .set_http_middleware(http)
+        .set_rpc_middleware(RpcServiceBuilder::new().layer_fn(metered::Metered::new))
+        .to_service_builder();
     let (stop, handle) = stop_channel();
     let serve_one = {
         let stop = stop.clone();

@@ -4,9 +4,12 @@
 //! ```text
 //!  eth_sendRawTransaction ─▶ leader here? ─yes─▶ sequencer admission ─▶ hash after commit
 //!                               │ no
-//!                               └─▶ baton_submitRawTransaction on the leader's RPC
+//!                               └─▶ over p2p to the leader ─▶ its Submitter::serve_forwarded
 //!  no leader (an election) ─▶ wait and retry, up to FORWARD_PATIENCE
 //! ```
+//!
+//! Forwarded writes ride the members' p2p links, not the leader's public JSON-RPC
+//! port: connections that strangers hold there never stand in their way.
 
 use std::{
     sync::Arc,
@@ -17,7 +20,7 @@ use alloy_consensus::{ReceiptEnvelope, Transaction as _, TxEnvelope, transaction
 use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::{B256, Bytes};
 use alloy_rpc_types_eth::{Log, Transaction, TransactionReceipt};
-use baton_consensus::Consensus;
+use baton_consensus::{Consensus, ForwardedWrite, WriteRefused};
 use baton_execution::PendingBlock;
 use baton_sequencer::{AdmissionError, SubmitHandle};
 use baton_storage::{Store, StoredReceipt};
@@ -29,6 +32,7 @@ use jsonrpsee::{
     types::ErrorObjectOwned,
 };
 use parking_lot::Mutex;
+use tokio::sync::mpsc;
 
 use crate::{EthHandler, internal, txpool::QueuedTx};
 
@@ -45,8 +49,9 @@ const NOT_LEADER: i32 = -32099;
 const SYNC_TIMEOUT_MS: u64 = 2_000;
 const MAX_SYNC_TIMEOUT_MS: u64 = 30_000;
 
-/// One HTTP client to the current leader, reused across forwarded writes so a busy
-/// follower holds a few connections to the leader, not one per request.
+/// One HTTP client to the current leader's JSON-RPC, for what a follower asks it on
+/// a caller's behalf (its gap queue), reused so a busy follower holds a few
+/// connections to the leader, not one per request.
 #[derive(Debug, Clone, Default)]
 struct Forwarder {
     client: Arc<Mutex<Option<(String, HttpClient)>>>,
@@ -116,7 +121,7 @@ fn precheck(raw: &Bytes) -> RpcResult<()> {
 }
 
 /// Where a node's writes go: its own sequencer while it leads, else the leader's
-/// (`baton_submitRawTransaction`), waiting out an election.
+/// (forwarded over p2p), waiting out an election.
 #[derive(Debug, Clone)]
 pub struct Submitter {
     consensus: Consensus,
@@ -191,18 +196,22 @@ impl Submitter {
                 .leader()
                 .filter(|l| l.id != self.consensus.node_id())
             {
+                let left = deadline.saturating_duration_since(Instant::now());
                 let forwarded = self
-                    .forwarder
-                    .client(&leader.rpc_url)?
-                    .request::<B256, _>("baton_submitRawTransaction", rpc_params![raw.clone()])
+                    .consensus
+                    .forward_write(leader.id, raw.clone(), left.max(RETRY_EVERY))
                     .await;
                 match forwarded {
-                    Ok(hash) => {
+                    Ok(Ok(hash)) => {
                         self.applied_locally(hash).await?;
                         return Ok(hash);
                     }
-                    Err(jsonrpsee::core::ClientError::Call(e)) if e.code() != NOT_LEADER => {
-                        return Err(e);
+                    Ok(Err(WriteRefused::Refused(why))) => return Err(refused(why)),
+                    Ok(Err(WriteRefused::NotLeader)) => {
+                        tracing::debug!(
+                            leader = leader.id,
+                            "forwarded to a former leader; retrying"
+                        )
                     }
                     Err(e) => {
                         tracing::debug!(leader = leader.id, error = %e, "forwarding failed; retrying")
@@ -236,6 +245,28 @@ impl Submitter {
                 .await
                 .map_err(internal),
             _ => Ok(self.queued_here()),
+        }
+    }
+
+    /// Answers the writes members forward here (see [`baton_consensus::ForwardedWrite`])
+    /// as `baton_submitRawTransaction` would, each on its own task, until this node
+    /// stops.
+    pub async fn serve_forwarded(self, mut writes: mpsc::Receiver<ForwardedWrite>) {
+        while let Some(write) = writes.recv().await {
+            let this = self.clone();
+            tokio::spawn(async move {
+                let result = match precheck(&write.raw) {
+                    Err(e) => Err(WriteRefused::Refused(e.message().to_string())),
+                    Ok(()) => this
+                        .submit_here(write.raw.clone())
+                        .await
+                        .map_err(|e| match e {
+                            AdmissionError::Refused(why) => WriteRefused::Refused(why),
+                            AdmissionError::NotLeader => WriteRefused::NotLeader,
+                        }),
+                };
+                write.answer(result);
+            });
         }
     }
 

@@ -2,15 +2,11 @@
 //! its live form, the subscription `baton_subscribeClusterView` (a view every
 //! [`VIEW_EVERY`]), which the status page (`GET /status`, `status.html`) renders.
 //!
-//! A view holds every member's own status (asked over its RPC, briefly: a dead
+//! A view holds every member's own status (asked over p2p, briefly: a dead
 //! member shows as unreachable, it does not hold the view up), the changes of
 //! leader this node saw with their reasons, and the last [`RECENT_BLOCKS`] blocks.
 
-use std::{
-    collections::{HashMap, VecDeque},
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use alloy_primitives::B256;
 use baton_consensus::{Consensus, LeaderChange, NodeStatus, Suffrage};
@@ -18,10 +14,8 @@ use baton_primitives::{NodeId, clock::now_ms};
 use baton_storage::Store;
 use jsonrpsee::{
     PendingSubscriptionSink, SubscriptionMessage,
-    core::{RpcResult, SubscriptionResult, async_trait, client::ClientT},
-    http_client::{HttpClient, HttpClientBuilder},
+    core::{RpcResult, SubscriptionResult, async_trait},
     proc_macros::rpc,
-    rpc_params,
 };
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -68,12 +62,11 @@ pub struct ClusterView {
     blocks: Vec<BlockSummary>,
 }
 
-/// Builds views: one HTTP client per member, and the recent blocks, read once each.
+/// Builds views: the members' statuses, and the recent blocks, read once each.
 #[derive(Debug, Clone)]
 pub struct Watcher {
     consensus: Consensus,
     store: Store,
-    clients: Arc<Mutex<HashMap<String, HttpClient>>>,
     blocks: Arc<Mutex<VecDeque<BlockSummary>>>,
 }
 
@@ -82,32 +75,8 @@ impl Watcher {
         Self {
             consensus,
             store,
-            clients: Arc::default(),
             blocks: Arc::default(),
         }
-    }
-
-    fn client(&self, url: &str) -> Option<HttpClient> {
-        let mut clients = self.clients.lock();
-        if let Some(client) = clients.get(url) {
-            return Some(client.clone());
-        }
-        let client = HttpClientBuilder::default()
-            .request_timeout(MEMBER_PATIENCE)
-            .build(url)
-            .ok()?;
-        clients.insert(url.to_string(), client.clone());
-        Some(client)
-    }
-
-    /// What member `url` says of itself, if it answers in time.
-    async fn member_status(&self, url: &str) -> Option<NodeStatus> {
-        let client = self.client(url)?;
-        let asked = client.request("baton_nodeStatus", rpc_params![]);
-        tokio::time::timeout(MEMBER_PATIENCE, asked)
-            .await
-            .ok()?
-            .ok()
     }
 
     /// The last [`RECENT_BLOCKS`] blocks, reading only those not read before.
@@ -150,7 +119,10 @@ impl Watcher {
             if member.id == me {
                 Some(self.consensus.status())
             } else {
-                self.member_status(&member.rpc_url).await
+                self.consensus
+                    .member_status(member.id, MEMBER_PATIENCE)
+                    .await
+                    .ok()
             }
         }))
         .await;

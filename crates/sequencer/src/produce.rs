@@ -242,6 +242,11 @@ impl<'a> Producer<'a> {
     /// is applied (else from a replay of the stored open block), and leaves the
     /// seal for the state machine to reuse; returns the block's number.
     async fn seal(&mut self) -> Result<u64, StopReason> {
+        let delay = *self.seq.config.fault_seal_delay.borrow();
+        if !delay.is_zero() {
+            tracing::warn!(?delay, "fault injection: sealing slowly");
+            tokio::time::sleep(delay).await;
+        }
         self.settle_all().await?;
         let view = self.chain.borrow_and_update().clone();
         let builder = match self.speculative.take() {

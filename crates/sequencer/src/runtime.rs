@@ -30,6 +30,9 @@ pub struct SequencerConfig {
     pub members: watch::Receiver<Vec<(NodeId, bool)>>,
     /// Test-only fault: lead but never produce, like a hung executor.
     pub fault_no_produce: bool,
+    /// Test-only fault: wait this long before sealing each block, like a leader
+    /// whose executor crawls while its Raft heartbeats on (zero: no wait).
+    pub fault_seal_delay: watch::Receiver<Duration>,
 }
 
 /// Produces blocks whenever this node leads.

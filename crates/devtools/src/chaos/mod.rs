@@ -10,10 +10,20 @@
 //! kill-follower   SIGKILL a follower          healed by restarting it
 //! stall           SIGSTOP a node (often the   healed by SIGCONT
 //!                 leader): a hang, not a crash
-//! partition       cut a node's Raft links     healed by reconnecting
-//!                 (baton_faultPartition on
-//!                 every side, in process)
+//! partition       cut a node off from the     healed by reconnecting
+//!                 others (often the leader)
+//! one-way         a node hears nothing from   healed by reconnecting
+//!                 the others, still sends
+//!                 (--netns only)
+//! split           a minority of ≥ 2 nodes     healed by reconnecting
+//!                 cut from the majority
+//!                 (--netns, ≥ 5 nodes)
 //! ```
+//!
+//! Partitions are real with `--netns` (each node in a network namespace of its
+//! own, packets dropped between them, see [`crate::netns`]; needs root); without
+//! it, each node's fault hook (`baton_faultPartition`) closes its Raft links in
+//! process. Either way clients still reach every node's RPC.
 //!
 //! With `--torture N` the schedule is instead N SIGKILLs of random nodes at random
 //! points while they write, each restarted at once and required to come back and
@@ -46,6 +56,7 @@ use crate::{
     bench::{BenchCluster, start_cluster},
     client,
     cluster::{Cluster, log_tail},
+    netns::Cut,
 };
 use history::History;
 
@@ -107,7 +118,14 @@ enum Fault {
     KillLeader,
     KillFollower,
     Stall,
+    /// A node cut off from every other, both ways.
     Partition,
+    /// A node that hears nothing from the others but still sends (real network
+    /// partitions only: `--netns`).
+    OneWay,
+    /// A minority of two or more nodes cut off from the majority (`--netns`, five
+    /// nodes or more).
+    Split,
 }
 
 pub async fn run(args: ChaosArgs) -> eyre::Result<()> {
@@ -125,9 +143,14 @@ pub async fn run(args: ChaosArgs) -> eyre::Result<()> {
         .map(|n| (n.id, n.rpc_url.clone()))
         .collect();
     println!(
-        "chaos: seed {}, {} nodes, {} clients, block time {} ms, {}",
+        "chaos: seed {}, {} nodes{}, {} clients, block time {} ms, {}",
         args.seed,
         args.cluster.nodes,
+        if args.cluster.netns {
+            " (each in its own network namespace)"
+        } else {
+            ""
+        },
         args.clients,
         args.cluster.block_time_ms,
         if args.torture > 0 {
@@ -288,11 +311,18 @@ async fn schedule(
             random_follower
         };
         let hold = rng.between(Duration::from_millis(500), Duration::from_millis(4_000));
-        let fault = match rng.below(4) {
+        let kinds = match cluster.netns() {
+            Some(_) if ids.len() >= 5 => 7,
+            Some(_) => 6,
+            None => 4,
+        };
+        let fault = match rng.below(kinds) {
             0 => Fault::KillLeader,
             1 => Fault::KillFollower,
             2 => Fault::Stall,
-            _ => Fault::Partition,
+            3 | 4 => Fault::Partition,
+            5 => Fault::OneWay,
+            _ => Fault::Split,
         };
         let target = match fault {
             Fault::KillLeader => leader,
@@ -323,10 +353,22 @@ async fn schedule(
                 tokio::time::sleep(hold).await;
                 cluster.signal(target, libc::SIGCONT)?;
             }
-            Fault::Partition => {
-                partition(&urls, target).await?;
+            Fault::Partition | Fault::OneWay | Fault::Split => {
+                let minority = if fault == Fault::Split {
+                    let mut others = followers.clone();
+                    others.retain(|id| *id != target);
+                    let more = (ids.len() - 1) / 2 - 1;
+                    let mut minority = vec![target];
+                    for _ in 0..more {
+                        minority.push(others.remove(rng.below(others.len() as u64) as usize));
+                    }
+                    minority
+                } else {
+                    vec![target]
+                };
+                cut_off(cluster, &urls, &minority, fault).await?;
                 tokio::time::sleep(hold).await;
-                heal_links(&urls).await?;
+                heal_links(cluster, &urls).await?;
             }
         }
         faults.push(fault);
@@ -402,20 +444,46 @@ async fn rejoin(cluster: &mut Cluster, id: NodeId) -> eyre::Result<()> {
     }
 }
 
-/// Cuts `target` off: it blocks every other member, and they block it.
-async fn partition(urls: &[(NodeId, String)], target: NodeId) -> eyre::Result<()> {
-    for (id, url) in urls {
-        let blocked: Vec<NodeId> = if *id == target {
-            urls.iter().map(|(o, _)| *o).filter(|o| o != id).collect()
+/// Cuts `minority` off from the other members. In network namespaces the packets
+/// are dropped (both ways, or for [`Fault::OneWay`] only those the minority
+/// receives); otherwise each node's fault hook closes its Raft links.
+async fn cut_off(
+    cluster: &Cluster,
+    urls: &[(NodeId, String)],
+    minority: &[NodeId],
+    fault: Fault,
+) -> eyre::Result<()> {
+    let majority: Vec<NodeId> = urls
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| !minority.contains(id))
+        .collect();
+    if let Some(netns) = cluster.netns() {
+        let cut = if fault == Fault::OneWay {
+            Cut::Inbound
         } else {
-            vec![target]
+            Cut::Both
+        };
+        for id in minority {
+            netns.cut(*id, &majority, cut)?;
+        }
+        return Ok(());
+    }
+    for (id, url) in urls {
+        let blocked = if minority.contains(id) {
+            majority.clone()
+        } else {
+            minority.to_vec()
         };
         fault_partition(url, blocked).await?;
     }
     Ok(())
 }
 
-async fn heal_links(urls: &[(NodeId, String)]) -> eyre::Result<()> {
+async fn heal_links(cluster: &Cluster, urls: &[(NodeId, String)]) -> eyre::Result<()> {
+    if let Some(netns) = cluster.netns() {
+        return netns.heal();
+    }
     for (_, url) in urls {
         fault_partition(url, Vec::new()).await?;
     }
@@ -454,7 +522,7 @@ async fn heal_all(cluster: &mut Cluster, urls: &[(NodeId, String)]) {
         }
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    while heal_links(urls).await.is_err() && Instant::now() < deadline {
+    while heal_links(cluster, urls).await.is_err() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
