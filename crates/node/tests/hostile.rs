@@ -164,19 +164,7 @@ async fn one_address_cannot_take_every_connection() {
     assert!(number.starts_with("0x"));
 
     drop(held.pop());
-    let deadline = Instant::now() + LONG;
-    loop {
-        let answer = raw_post(&cluster.nodes[&node].rpc_addr().to_string(), body).await;
-        if answer.starts_with("HTTP/1.1 200") {
-            assert!(answer.contains(r#""result":"0x"#), "{answer}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the closed place never freed: {answer}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_a_free_place(&cluster.nodes[&node].rpc_addr().to_string()).await;
     cluster.stop().await;
 }
 
@@ -258,42 +246,57 @@ async fn connections_held_on_the_rpc_ports_do_not_cut_the_members_off() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_ne!(successor, leader);
-    drop(held);
     let height = cluster.max_head();
     cluster.wait_for_height(height + 2, LONG).await;
-    let included: Vec<serde_json::Value> = {
-        let client = HttpClientBuilder::default()
-            .build(cluster.url(follower))
-            .expect("client");
-        let receipt: serde_json::Value = client
-            .request("eth_getTransactionReceipt", rpc_params![hash])
+
+    // Invariants 1–3, read through the connection held to the follower.
+    let receipt: serde_json::Value = to_follower
+        .request("eth_getTransactionReceipt", rpc_params![hash])
+        .await
+        .expect("receipt");
+    assert_eq!(receipt["status"], json!("0x1"), "{receipt}");
+    let mut included = 0;
+    for number in 1..=cluster.max_head() {
+        let block: serde_json::Value = to_follower
+            .request(
+                "eth_getBlockByNumber",
+                rpc_params![format!("{number:#x}"), false],
+            )
             .await
-            .expect("receipt");
-        assert_eq!(receipt["status"], json!("0x1"), "{receipt}");
-        let head: u64 = cluster.max_head();
-        let mut found = Vec::new();
-        for number in 1..=head {
-            let block: serde_json::Value = client
-                .request(
-                    "eth_getBlockByNumber",
-                    rpc_params![format!("{number:#x}"), false],
-                )
-                .await
-                .expect("block");
-            found.extend(
-                block["transactions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter(|tx| **tx == json!(hash))
-                    .cloned(),
-            );
-        }
-        found
-    };
-    assert_eq!(included.len(), 1, "included exactly once");
+            .expect("block");
+        included += block["transactions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|tx| **tx == json!(hash))
+            .count();
+    }
+    assert_eq!(included, 1, "included exactly once");
+    drop((held, to_leader, to_follower));
+    for id in cluster.nodes.keys() {
+        wait_for_a_free_place(&cluster.nodes[id].rpc_addr().to_string()).await;
+    }
     cluster.assert_identical_chains().await;
     cluster.stop().await;
+}
+
+/// Waits until a plain HTTP call to `addr` is answered (the sockets a test held
+/// there have closed).
+async fn wait_for_a_free_place(addr: &str) {
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}"#;
+    let deadline = Instant::now() + LONG;
+    loop {
+        let answer = raw_post(addr, body).await;
+        if answer.starts_with("HTTP/1.1 200") {
+            assert!(answer.contains(r#""result":"0x"#), "{answer}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no place freed on {addr}: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// An idle WebSocket on `url`, retried while an earlier one is still closing.
