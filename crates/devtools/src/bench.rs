@@ -49,6 +49,10 @@ pub struct FailoverArgs {
     /// How many times to kill the leader.
     #[arg(long, default_value_t = 10)]
     pub rounds: usize,
+    /// Stop the leader (SIGSTOP: a hang, its sockets stay open) instead of
+    /// killing it; it is resumed (SIGCONT) once the others produced a block.
+    #[arg(long)]
+    pub stop: bool,
     #[command(flatten)]
     pub cluster: BenchCluster,
 }
@@ -122,13 +126,30 @@ pub async fn failover(args: FailoverArgs) -> eyre::Result<()> {
         tokio::time::sleep(block_time.mul_f64(phase)).await;
         let victim = cluster.wait_for_leader(Duration::from_secs(10)).await?;
         let reached = cluster.max_head().await.unwrap_or(0);
-        cluster.kill(victim)?;
+        if args.stop {
+            cluster.signal(victim, libc::SIGSTOP)?;
+        } else {
+            cluster.kill(victim)?;
+        }
         let killed_at = Instant::now();
+        // Only the others are asked: a stopped node would hold each poll until
+        // its timeout.
+        let others: Vec<String> = cluster
+            .nodes
+            .iter()
+            .filter(|n| n.id != victim)
+            .map(|n| n.rpc_url.clone())
+            .collect();
         let (gap, producer) = loop {
-            let statuses = cluster.statuses().await;
+            let statuses = futures::future::join_all(
+                others
+                    .iter()
+                    .map(|url| client::node_status(url, Duration::from_millis(500))),
+            )
+            .await;
             if let Some(status) = statuses
                 .iter()
-                .flat_map(|(_, s)| s)
+                .flatten()
                 .find(|s| s.head_number > reached)
             {
                 break (killed_at.elapsed(), status.leader_id);
@@ -141,13 +162,18 @@ pub async fn failover(args: FailoverArgs) -> eyre::Result<()> {
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
         println!(
-            "round {round:>3}: killed leader node {victim} at head {reached}; block {} after {:>4} ms (leader: node {})",
+            "round {round:>3}: {} leader node {victim} at head {reached}; block {} after {:>4} ms (leader: node {})",
+            if args.stop { "stopped" } else { "killed" },
             reached + 1,
             gap.as_millis(),
             producer.map_or("?".into(), |id| id.to_string())
         );
         gaps.push(gap);
-        cluster.start(victim)?;
+        if args.stop {
+            cluster.signal(victim, libc::SIGCONT)?;
+        } else {
+            cluster.start(victim)?;
+        }
         let head = cluster.max_head().await.unwrap_or(0);
         cluster
             .wait_for_height(head, Duration::from_secs(60))
@@ -158,8 +184,9 @@ pub async fn failover(args: FailoverArgs) -> eyre::Result<()> {
     gaps.sort();
     let ms = |d: Duration| d.as_millis();
     println!(
-        "\nfailover gap over {} kills (block time {} ms, {} nodes): p50 {} ms, p99 {} ms, max {} ms, min {} ms",
+        "\nfailover gap over {} {} (block time {} ms, {} nodes): p50 {} ms, p99 {} ms, max {} ms, min {} ms",
         gaps.len(),
+        if args.stop { "SIGSTOPs" } else { "kills" },
         args.cluster.block_time_ms,
         args.cluster.nodes,
         ms(percentile(&gaps, 50.0)),
