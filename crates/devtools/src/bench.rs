@@ -147,11 +147,7 @@ pub async fn failover(args: FailoverArgs) -> eyre::Result<()> {
                     .map(|url| client::node_status(url, Duration::from_millis(500))),
             )
             .await;
-            if let Some(status) = statuses
-                .iter()
-                .flatten()
-                .find(|s| s.head_number > reached)
-            {
+            if let Some(status) = statuses.iter().flatten().find(|s| s.head_number > reached) {
                 break (killed_at.elapsed(), status.leader_id);
             }
             if killed_at.elapsed() > Duration::from_secs(15) {
