@@ -13,7 +13,9 @@
 //! [`Consensus::barrier`] and [`Consensus::propose`] (the leader's writes, in order,
 //! each resolving on commit and on apply), [`Consensus::leadership`],
 //! [`Consensus::hand_over`] with a [`ChangeReason`], membership changes, and
-//! [`Consensus::status`] ([`NodeStatus`], what `baton_nodeStatus` reports).
+//! [`Consensus::status`] ([`NodeStatus`], what `baton_nodeStatus` reports), and
+//! the members' calls to each other over p2p ([`Consensus::member_status`],
+//! [`Consensus::forward_write`]).
 //! [`ChainView`] is what the applied chain looks like; [`ConsensusError`] says why
 //! a request failed.
 

@@ -1,4 +1,4 @@
-//! Raft RPCs over baton-p2p.
+//! Raft RPCs over baton-p2p, and the members' other calls ([`crate::calls`]).
 //!
 //! ```text
 //!  openraft ──RaftNetworkV2──▶ PeerClient ──encode──▶ p2p request ─────▶ peer
@@ -38,7 +38,7 @@ use crate::{
 
 type C = TypeConfig;
 
-/// A Raft message from one member to another.
+/// A message from one member to another: Raft's, or one of [`crate::calls`].
 #[derive(Debug, Serialize, Deserialize)]
 enum RaftRequest {
     Append(AppendEntriesRequest<C>),

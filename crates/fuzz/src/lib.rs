@@ -39,14 +39,6 @@ pub enum Target {
 }
 
 impl Target {
-    pub const ALL: [Target; 5] = [
-        Target::Rpc,
-        Target::RawTx,
-        Target::LogEntry,
-        Target::Genesis,
-        Target::Config,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             Self::Rpc => "rpc",

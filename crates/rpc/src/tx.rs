@@ -255,16 +255,7 @@ impl Submitter {
         while let Some(write) = writes.recv().await {
             let this = self.clone();
             tokio::spawn(async move {
-                let result = match precheck(&write.raw) {
-                    Err(e) => Err(WriteRefused::Refused(e.message().to_string())),
-                    Ok(()) => this
-                        .submit_here(write.raw.clone())
-                        .await
-                        .map_err(|e| match e {
-                            AdmissionError::Refused(why) => WriteRefused::Refused(why),
-                            AdmissionError::NotLeader => WriteRefused::NotLeader,
-                        }),
-                };
+                let result = this.leader_only(write.raw.clone()).await;
                 write.answer(result);
             });
         }
@@ -272,16 +263,24 @@ impl Submitter {
 
     /// `baton_submitRawTransaction`: this node's sequencer only, never forwarded.
     pub(crate) async fn submit_leader_only(&self, raw: Bytes) -> RpcResult<B256> {
-        precheck(&raw)?;
-        match self.submit_here(raw).await {
+        match self.leader_only(raw).await {
             Ok(hash) => Ok(hash),
-            Err(AdmissionError::Refused(why)) => Err(refused(why)),
-            Err(AdmissionError::NotLeader) => Err(ErrorObjectOwned::owned(
+            Err(WriteRefused::Refused(why)) => Err(refused(why)),
+            Err(WriteRefused::NotLeader) => Err(ErrorObjectOwned::owned(
                 NOT_LEADER,
                 "not the leader",
                 None::<()>,
             )),
         }
+    }
+
+    /// This node's sequencer only: the precheck, then admission if it leads.
+    async fn leader_only(&self, raw: Bytes) -> Result<B256, WriteRefused> {
+        precheck(&raw).map_err(|e| WriteRefused::Refused(e.message().to_string()))?;
+        self.submit_here(raw).await.map_err(|e| match e {
+            AdmissionError::Refused(why) => WriteRefused::Refused(why),
+            AdmissionError::NotLeader => WriteRefused::NotLeader,
+        })
     }
 }
 
