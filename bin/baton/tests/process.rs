@@ -62,13 +62,7 @@ async fn sigkill_of_the_leader_process_fails_over_and_the_victim_catches_up() {
         .expect("blocks after failover");
 
     cluster.start(victim).expect("restart");
-    let head = survivors_head + 4;
-    cluster
-        .wait_for_height(head, LONG)
-        .await
-        .expect("victim catches up");
-    let verified = check_identical_chains(&cluster).await.expect("no fork");
-    assert!(verified >= head);
+    reach_and_agree(&cluster, survivors_head + 4, "victim catches up").await;
     cluster.stop_all(Duration::from_secs(5));
 }
 
@@ -240,12 +234,7 @@ async fn a_node_whose_disk_fills_exits_non_zero_and_the_others_carry_on() {
 
     std::fs::remove_file(&filler).expect("free the disk");
     cluster.start(victim).expect("restart");
-    cluster
-        .wait_for_height(head + 4, LONG)
-        .await
-        .expect("the restarted node catches up");
-    let verified = check_identical_chains(&cluster).await.expect("no fork");
-    assert!(verified >= head + 4);
+    reach_and_agree(&cluster, head + 4, "the restarted node catches up").await;
     cluster.stop_all(Duration::from_secs(5));
 }
 
@@ -481,12 +470,12 @@ async fn a_stopped_leader_is_replaced_and_rejoins_as_a_follower() {
     let status = client::node_status(&url, LONG).await.expect("status");
     assert!(status.term > term_before, "the others elected a new leader");
     let head = cluster.max_head().await.expect("heads");
-    cluster
-        .wait_for_height(head + 2, LONG)
-        .await
-        .expect("every node, the one stopped too, goes on");
-    let verified = check_identical_chains(&cluster).await.expect("no fork");
-    assert!(verified >= head + 2);
+    reach_and_agree(
+        &cluster,
+        head + 2,
+        "every node, the one stopped too, goes on",
+    )
+    .await;
     assert_included_once(&url, sender.address, &acked).await;
     cluster.stop_all(Duration::from_secs(5));
 }
@@ -541,14 +530,20 @@ async fn a_leader_that_seals_slowly_steps_down() {
         .expect("fault hook");
 
     let head = cluster.max_head().await.expect("heads");
-    cluster
-        .wait_for_height(head + 2, LONG)
-        .await
-        .expect("blocks after the step-down");
-    let verified = check_identical_chains(&cluster).await.expect("no fork");
-    assert!(verified >= head + 2);
+    reach_and_agree(&cluster, head + 2, "blocks after the step-down").await;
     assert_included_once(&url, sender.address, &acked).await;
     cluster.stop_all(Duration::from_secs(5));
+}
+
+/// Invariants 1–2 once the cluster has gone on: every running node reaches block
+/// `number` (`what` says why it should), and all hold the same chain up to it.
+async fn reach_and_agree(cluster: &Cluster, number: u64, what: &str) {
+    cluster
+        .wait_for_height(number, LONG)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let verified = check_identical_chains(cluster).await.expect("no fork");
+    assert!(verified >= number);
 }
 
 /// Sends `signer`'s transfer with `nonce` through `url` as a wallet does, the same
