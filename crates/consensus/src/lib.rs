@@ -15,7 +15,7 @@
 //! [`Consensus::hand_over`] with a [`ChangeReason`], membership changes, and
 //! [`Consensus::status`] ([`NodeStatus`], what `baton_nodeStatus` reports), and
 //! the members' calls to each other over p2p ([`Consensus::member_status`],
-//! [`Consensus::forward_write`]).
+//! [`Consensus::forward_write`]), answered by [`Consensus::answer`].
 //! [`ChainView`] is what the applied chain looks like; [`ConsensusError`] says why
 //! a request failed.
 
@@ -49,10 +49,13 @@ pub use error::ConsensusError;
 pub use executed::{BatchKey, Executed};
 pub use leadership::{LeaderTerm, Leadership, LeadershipWatch, Proposal};
 pub use log_store::LogStore;
+pub use network::{RaftRequest, RaftResponse};
 pub use readiness::{CATCH_UP_LAG, ChangeReason, LeaderChange, Readiness};
 pub use runtime::RaftRuntime;
+pub use snapshot::Manifest;
 pub use state_machine::StateMachine;
 pub use status::{MemberInfo, NodeStatus, Role, Suffrage};
+pub use transfer::Chunk;
 pub use types::TypeConfig;
 
 /// This node's links to the other members.
@@ -151,6 +154,8 @@ pub struct Consensus {
     readiness: Arc<readiness::ReadinessState>,
     /// The members' links: Raft's, and [`calls`] to other members.
     network: Network,
+    /// What answering members' requests needs besides Raft.
+    answering: Arc<network::Answering>,
     block_time: Duration,
     /// Keeps the Raft runtime alive as long as a handle exists.
     _runtime: Arc<RaftRuntime>,
@@ -200,16 +205,17 @@ impl Consensus {
             .run(async move { Raft::new(node_id, raft_config, factory, log, state_machine).await })
             .await
             .map_err(ConsensusError::fatal)?;
+        let answering = network::Answering::new(transfer::Receiver::new(snapshots), forwarded);
         let consensus = Self {
             node_id: config.node_id,
             raft: raft.clone(),
             chain,
             readiness,
             network,
+            answering: Arc::new(answering),
             block_time: config.block_time,
             _runtime: runtime.clone(),
         };
-        let receiver = Arc::new(transfer::Receiver::new(snapshots));
         let policy = snapshot_policy(
             raft.clone(),
             storage.chain,
@@ -220,12 +226,7 @@ impl Consensus {
         let tasks: Vec<Task> = vec![
             (
                 "raft-rpc",
-                runtime.task(network::serve(
-                    consensus.clone(),
-                    receiver,
-                    forwarded,
-                    inbound,
-                )),
+                runtime.task(network::serve(consensus.clone(), inbound)),
             ),
             (
                 "readiness",

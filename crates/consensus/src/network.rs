@@ -5,9 +5,10 @@
 //!  peer ──p2p InboundRequest──▶ serve() ──decode──▶ Raft::{append_entries, vote, …}
 //! ```
 //!
-//! Contract: every message is one [`RaftRequest`] answered by one [`RaftResponse`].
-//! Only members' peer ids reach `serve` (the p2p allowlist); bytes that do not
-//! decode are answered with [`RaftResponse::Refused`], never a panic.
+//! Contract: every message is one [`RaftRequest`] answered by one [`RaftResponse`]
+//! ([`Consensus::answer`]). Only members' peer ids reach `serve` (the p2p
+//! allowlist); bytes that do not decode are answered with [`RaftResponse::Refused`],
+//! never a panic.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -38,9 +39,10 @@ use crate::{
 
 type C = TypeConfig;
 
-/// A message from one member to another: Raft's, or one of [`crate::calls`].
+/// A message from one member to another: Raft's, or one of [`crate::calls`]
+/// (the wire format: [`baton_primitives::codec`]).
 #[derive(Debug, Serialize, Deserialize)]
-enum RaftRequest {
+pub enum RaftRequest {
     Append(AppendEntriesRequest<C>),
     Vote(VoteRequest<C>),
     PreVote(VoteRequest<C>),
@@ -67,7 +69,7 @@ enum RaftRequest {
 
 /// The answer to a [`RaftRequest`].
 #[derive(Debug, Serialize, Deserialize)]
-enum RaftResponse {
+pub enum RaftResponse {
     Append(Result<AppendEntriesResponse<C>, RaftError<C>>),
     Vote(Result<VoteResponse<C>, RaftError<C>>),
     Snapshot(Result<SnapshotResponse<C>, RaftError<C>>),
@@ -81,6 +83,25 @@ enum RaftResponse {
     Written(Result<B256, WriteRefused>),
     /// The request could not be decoded.
     Refused(String),
+}
+
+impl RaftRequest {
+    /// Whether Raft acts on this message under the sender's vote (appends, votes,
+    /// hand-overs, snapshot installs). Raft trusts a member's own messages as it
+    /// trusts the member: crash faults, not forged ones. The rest are calls any
+    /// member may make and are checked as input.
+    pub fn is_raft_own(&self) -> bool {
+        match self {
+            Self::Append(_)
+            | Self::Vote(_)
+            | Self::PreVote(_)
+            | Self::TransferLeader(..)
+            | Self::SnapshotDone { .. } => true,
+            Self::SnapshotOffer { .. } | Self::SnapshotChunk(_) | Self::Status | Self::Write(_) => {
+                false
+            }
+        }
+    }
 }
 
 /// Makes a [`PeerClient`] for each member openraft replicates to.
@@ -311,30 +332,45 @@ impl RaftNetworkV2<C> for PeerClient {
     }
 }
 
-/// Answers members' requests until the p2p network stops: Raft's own, and the
-/// calls of [`crate::calls`] (status to `consensus`, writes to `writes`).
-pub(crate) async fn serve(
-    consensus: Consensus,
-    snapshots: Arc<Receiver>,
-    writes: mpsc::Sender<ForwardedWrite>,
-    mut inbound: mpsc::Receiver<InboundRequest>,
-) {
-    let appends = Arc::new(AppendClock::default());
+/// Answers members' requests until the p2p network stops, each with
+/// [`Consensus::answer`].
+pub(crate) async fn serve(consensus: Consensus, mut inbound: mpsc::Receiver<InboundRequest>) {
     while let Some(request) = inbound.recv().await {
         let consensus = consensus.clone();
-        let snapshots = snapshots.clone();
-        let writes = writes.clone();
-        let appends = appends.clone();
         // Each request on its own task: a slow snapshot install must not hold up
         // heartbeats, and votes must not wait behind appends.
         tokio::spawn(async move {
-            let response =
-                handle(&consensus, &snapshots, &writes, &appends, &request.payload).await;
+            let response = match codec::decode(&request.payload) {
+                Ok(decoded) => consensus.answer(decoded).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "refused a malformed Raft request");
+                    RaftResponse::Refused(e.to_string())
+                }
+            };
             match codec::encode(&response) {
                 Ok(bytes) => request.respond(bytes),
                 Err(e) => tracing::warn!(error = %e, "cannot encode a Raft response"),
             }
         });
+    }
+}
+
+/// What answering members needs besides Raft: the snapshot being received,
+/// where forwarded writes go, and when appends arrive.
+#[derive(Debug)]
+pub(crate) struct Answering {
+    snapshots: Receiver,
+    writes: mpsc::Sender<ForwardedWrite>,
+    appends: AppendClock,
+}
+
+impl Answering {
+    pub(crate) fn new(snapshots: Receiver, writes: mpsc::Sender<ForwardedWrite>) -> Self {
+        Self {
+            snapshots,
+            writes,
+            appends: AppendClock::default(),
+        }
     }
 }
 
@@ -355,86 +391,79 @@ impl AppendClock {
     }
 }
 
-async fn handle(
-    consensus: &Consensus,
-    snapshots: &Arc<Receiver>,
-    writes: &mpsc::Sender<ForwardedWrite>,
-    appends: &AppendClock,
-    payload: &[u8],
-) -> RaftResponse {
-    let raft = &consensus.raft;
-    let request: RaftRequest = match codec::decode(payload) {
-        Ok(request) => request,
-        Err(e) => {
-            tracing::warn!(error = %e, "refused a malformed Raft request");
-            return RaftResponse::Refused(e.to_string());
-        }
-    };
-    match request {
-        RaftRequest::Append(rpc) => {
-            appends.arrived();
-            let handling = std::time::Instant::now();
-            let response = raft.append_entries(rpc).await;
-            metrics::histogram!("baton_raft_append_seconds").record(handling.elapsed());
-            RaftResponse::Append(response)
-        }
-        RaftRequest::Vote(rpc) => RaftResponse::Vote(raft.vote(rpc).await),
-        RaftRequest::PreVote(rpc) => RaftResponse::Vote(raft.pre_vote(rpc).await),
-        RaftRequest::SnapshotOffer { meta, manifest, .. } => {
-            // A stale leader's offer is turned down when it asks to install (the
-            // vote is checked there); staging it costs disk only.
-            match snapshots.offer(&meta, manifest) {
-                Ok(held) => RaftResponse::SnapshotHave(held),
-                Err(why) => RaftResponse::Refused(why),
+impl Consensus {
+    /// This node's answer to a member's `request`.
+    pub async fn answer(&self, request: RaftRequest) -> RaftResponse {
+        let raft = &self.raft;
+        let Answering {
+            snapshots,
+            writes,
+            appends,
+        } = &*self.answering;
+        match request {
+            RaftRequest::Append(rpc) => {
+                appends.arrived();
+                let handling = std::time::Instant::now();
+                let response = raft.append_entries(rpc).await;
+                metrics::histogram!("baton_raft_append_seconds").record(handling.elapsed());
+                RaftResponse::Append(response)
             }
-        }
-        RaftRequest::SnapshotChunk(chunk) => match snapshots.chunk(&chunk) {
-            Ok(()) => RaftResponse::SnapshotAck,
-            Err(why) => {
-                tracing::warn!(%why, "refused a snapshot chunk");
-                RaftResponse::Refused(why)
-            }
-        },
-        RaftRequest::SnapshotDone { vote, meta, id } => {
-            let completed = tokio::task::spawn_blocking({
-                let snapshots = snapshots.clone();
-                move || snapshots.complete(&id)
-            })
-            .await;
-            match completed {
-                Ok(Ok(snapshot)) => {
-                    let installed = raft
-                        .install_full_snapshot(vote, Snapshot { meta, snapshot })
-                        .await
-                        .map_err(RaftError::Fatal);
-                    if installed.is_ok() {
-                        metrics::counter!("baton_snapshots_installed_total").increment(1);
-                    }
-                    RaftResponse::Snapshot(installed)
+            RaftRequest::Vote(rpc) => RaftResponse::Vote(raft.vote(rpc).await),
+            RaftRequest::PreVote(rpc) => RaftResponse::Vote(raft.pre_vote(rpc).await),
+            RaftRequest::SnapshotOffer { meta, manifest, .. } => {
+                // A stale leader's offer is turned down when it asks to install (the
+                // vote is checked there); staging it costs disk only.
+                match snapshots.offer(&meta, manifest) {
+                    Ok(held) => RaftResponse::SnapshotHave(held),
+                    Err(why) => RaftResponse::Refused(why),
                 }
-                Ok(Err(why)) => {
-                    tracing::warn!(%id, %why, "cannot install a received snapshot yet");
+            }
+            RaftRequest::SnapshotChunk(chunk) => match snapshots.chunk(&chunk) {
+                Ok(()) => RaftResponse::SnapshotAck,
+                Err(why) => {
+                    tracing::warn!(%why, "refused a snapshot chunk");
                     RaftResponse::Refused(why)
                 }
+            },
+            RaftRequest::SnapshotDone { vote, meta, id } => {
+                let answering = self.answering.clone();
+                let completed =
+                    tokio::task::spawn_blocking(move || answering.snapshots.complete(&id)).await;
+                match completed {
+                    Ok(Ok(snapshot)) => {
+                        let installed = raft
+                            .install_full_snapshot(vote, Snapshot { meta, snapshot })
+                            .await
+                            .map_err(RaftError::Fatal);
+                        if installed.is_ok() {
+                            metrics::counter!("baton_snapshots_installed_total").increment(1);
+                        }
+                        RaftResponse::Snapshot(installed)
+                    }
+                    Ok(Err(why)) => {
+                        tracing::warn!(%id, %why, "cannot install a received snapshot yet");
+                        RaftResponse::Refused(why)
+                    }
+                    Err(e) => RaftResponse::Refused(e.to_string()),
+                }
+            }
+            RaftRequest::TransferLeader(req, why) => {
+                if let Some(why) = why {
+                    self.readiness.received_handover(why);
+                }
+                RaftResponse::TransferLeader(
+                    raft.handle_transfer_leader(req)
+                        .await
+                        .map_err(RaftError::Fatal),
+                )
+            }
+            RaftRequest::Status => match serde_json::to_vec(&self.status()) {
+                Ok(json) => RaftResponse::Status(json),
                 Err(e) => RaftResponse::Refused(e.to_string()),
+            },
+            RaftRequest::Write(raw) => {
+                RaftResponse::Written(ForwardedWrite::hand_on(writes, raw).await)
             }
-        }
-        RaftRequest::TransferLeader(req, why) => {
-            if let Some(why) = why {
-                consensus.readiness.received_handover(why);
-            }
-            RaftResponse::TransferLeader(
-                raft.handle_transfer_leader(req)
-                    .await
-                    .map_err(RaftError::Fatal),
-            )
-        }
-        RaftRequest::Status => match serde_json::to_vec(&consensus.status()) {
-            Ok(json) => RaftResponse::Status(json),
-            Err(e) => RaftResponse::Refused(e.to_string()),
-        },
-        RaftRequest::Write(raw) => {
-            RaftResponse::Written(ForwardedWrite::hand_on(writes, raw).await)
         }
     }
 }

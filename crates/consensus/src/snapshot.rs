@@ -32,13 +32,13 @@ pub(crate) struct FileEntry {
 
 /// What a snapshot holds, file by file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Manifest {
+pub struct Manifest {
     pub(crate) files: Vec<FileEntry>,
 }
 
 impl Manifest {
     /// Describes every file in `dir` (reads them all: call it off the apply path).
-    pub(crate) fn of_dir(dir: &Path) -> std::io::Result<Self> {
+    pub fn of_dir(dir: &Path) -> std::io::Result<Self> {
         let mut files = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let entry = entry?;
@@ -59,7 +59,7 @@ impl Manifest {
     }
 
     /// What names this snapshot on the wire: its point in the log and its content.
-    pub(crate) fn id(&self, meta: &SnapshotMeta) -> B256 {
+    pub fn id(&self, meta: &SnapshotMeta) -> B256 {
         let encoded = codec::encode(&(meta, self)).unwrap_or_default();
         keccak256(encoded)
     }

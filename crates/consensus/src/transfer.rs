@@ -29,7 +29,7 @@ use crate::{
 
 /// One piece of one file of snapshot `id`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Chunk {
+pub struct Chunk {
     pub(crate) id: B256,
     pub(crate) file: u32,
     pub(crate) offset: u64,
@@ -39,7 +39,7 @@ pub(crate) struct Chunk {
 }
 
 impl Chunk {
-    pub(crate) fn new(id: B256, file: u32, offset: u64, data: Vec<u8>) -> Self {
+    pub fn new(id: B256, file: u32, offset: u64, data: Vec<u8>) -> Self {
         let crc = crc32fast::hash(&data);
         Self {
             id,
@@ -148,13 +148,19 @@ impl Receiver {
             .get(index)
             .ok_or_else(|| format!("the snapshot has no file {index}"))?;
         let held = current.progress[index];
-        let end = chunk.offset + chunk.data.len() as u64;
-        if end > file.len {
+        let end = chunk
+            .offset
+            .checked_add(chunk.data.len() as u64)
+            .filter(|end| *end <= file.len);
+        let Some(end) = end else {
             return Err(format!(
-                "chunk ends at {end}, past {}'s {} bytes",
-                file.name, file.len
+                "chunk of {} bytes at {} ends past {}'s {} bytes",
+                chunk.data.len(),
+                chunk.offset,
+                file.name,
+                file.len
             ));
-        }
+        };
         if end <= held {
             return Ok(()); // a chunk sent again: already written
         }
@@ -194,8 +200,9 @@ impl Receiver {
             .files
             .iter()
             .zip(&current.progress)
-            .map(|(file, held)| file.len - held)
-            .sum();
+            .fold(0, |missing, (file, held)| {
+                missing.saturating_add(file.len - held)
+            });
         if missing > 0 {
             return Err(format!("{missing} bytes of snapshot {id} have not arrived"));
         }
@@ -364,6 +371,23 @@ mod tests {
         );
         send(&receiver, src.path(), &manifest, id, 256);
         receiver.complete(&id).expect("whole now");
+    }
+
+    /// Found while writing the `member-message` fuzz target: with overflow checks
+    /// on (the profile the devnet runs), both used to panic the node.
+    #[test]
+    fn offsets_and_lengths_near_u64_max_are_refused_not_overflowed() {
+        let (_src, mut manifest) = source();
+        let (_dir, receiver) = receiver();
+        manifest.files[0].len = u64::MAX;
+        manifest.files[1].len = u64::MAX;
+        let id = manifest.id(&meta());
+        receiver.offer(&meta(), manifest).expect("offer");
+        let wraps = Chunk::new(id, 0, u64::MAX - 1, vec![1; 8]);
+        let err = receiver.chunk(&wraps).expect_err("wraps around");
+        assert!(err.contains("past"), "{err}");
+        let err = receiver.complete(&id).expect_err("nothing arrived");
+        assert!(err.contains("have not arrived"), "{err}");
     }
 
     #[test]

@@ -4,8 +4,9 @@
 use std::{path::PathBuf, sync::OnceLock, time::Duration};
 
 use alloy_primitives::{Address, Bytes};
+use baton_consensus::{Consensus, RaftRequest, RaftResponse};
 use baton_execution::{BlockBuilder, BlockStep, apply_entry, next_base_fee, write_genesis};
-use baton_primitives::{BlockStart, ChainSpec, SealedBlock, SequencerEntry, clock::now_ms};
+use baton_primitives::{BlockStart, ChainSpec, SealedBlock, SequencerEntry, clock::now_ms, codec};
 use baton_storage::Store;
 use baton_testing::{RARE_SNAPSHOTS, TestCluster};
 use parking_lot::Mutex;
@@ -35,7 +36,13 @@ pub(crate) fn get() -> &'static Harness {
 /// A file named `name` (one per thread) in this process's scratch dir, holding `data`.
 pub(crate) fn scratch_file(name: &str, data: &[u8]) -> PathBuf {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("scratch dir"));
+    // In memory where there is a tmpfs: a file written per input is most of what
+    // the file targets cost on a disk.
+    let dir = DIR.get_or_init(|| {
+        tempfile::tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .expect("scratch dir")
+    });
     let path = dir
         .path()
         .join(format!("{:?}-{name}", std::thread::current().id()));
@@ -48,6 +55,10 @@ pub(crate) struct Harness {
     /// Keeps the node (and its data dir) for as long as the process runs.
     _cluster: Mutex<TestCluster>,
     methods: jsonrpsee::Methods,
+    /// The node's consensus, which answers members' messages.
+    consensus: Consensus,
+    /// Where the node listens for its members (libp2p over TCP).
+    p2p: std::net::SocketAddr,
     /// Every method name, sorted: an input's first byte picks one.
     names: Vec<&'static str>,
     scratch: Mutex<Scratch>,
@@ -84,12 +95,16 @@ impl Harness {
             cluster
         });
         let methods = cluster.nodes[&1].rpc_methods().clone();
+        let consensus = cluster.nodes[&1].consensus().clone();
+        let p2p = tcp_address(&cluster.configs[&1].cluster.p2p_addr.to_string());
         let mut names: Vec<&'static str> = methods.method_names().collect();
         names.sort_unstable();
         Self {
             runtime,
             _cluster: Mutex::new(cluster),
             methods,
+            consensus,
+            p2p,
             names,
             scratch: Mutex::new(Scratch::open()),
         }
@@ -129,6 +144,53 @@ impl Harness {
             response.get("result").is_some() != response.get("error").is_some(),
             "{method}: not a JSON-RPC response: {response}"
         );
+    }
+
+    /// `data` as a member's p2p message: decoded as a request and as a response
+    /// (both cross the wire); a request that is not Raft's own is answered by
+    /// the node, and the answer must encode. Raft's own (appends, votes,
+    /// hand-overs, snapshot installs) are only decoded and encoded again: Raft
+    /// acts on them under the sender's vote, trusting members as it must.
+    pub(crate) fn member_message(&self, data: &[u8]) {
+        if let Ok(response) = codec::decode::<RaftResponse>(data) {
+            codec::encode(&response).expect("a decoded response encodes");
+        }
+        let Ok(request) = codec::decode::<RaftRequest>(data) else {
+            return;
+        };
+        if request.is_raft_own() {
+            codec::encode(&request).expect("a decoded request encodes");
+            return;
+        }
+        let answering = self.consensus.answer(request);
+        let answered = self
+            .runtime
+            .block_on(async { tokio::time::timeout(HUNG, answering).await });
+        let Ok(answer) = answered else {
+            panic!("a member's message hung for {HUNG:?}");
+        };
+        codec::encode(&answer).expect("an answer encodes");
+    }
+
+    /// `data` sent by a stranger to the node's p2p port on a fresh connection,
+    /// which ends once the node has closed it or had 100 ms to read: what reaches
+    /// libp2p's protocol negotiation and noise handshake before any peer id is known.
+    pub(crate) fn stranger(&self, data: &[u8]) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.runtime.block_on(async {
+            let mut stream = tokio::net::TcpStream::connect(self.p2p)
+                .await
+                .expect("the p2p port takes connections");
+            let _ = stream.write_all(data).await;
+            let _ = stream.shutdown().await;
+            let mut answer = Vec::new();
+            let _ =
+                tokio::time::timeout(Duration::from_millis(100), stream.read_to_end(&mut answer))
+                    .await;
+            // A reset, not a close: no TIME_WAIT, so millions of connections do
+            // not use up the ports.
+            let _ = stream.set_zero_linger();
+        });
     }
 
     /// The scratch chain's genesis block: what entries apply on.
@@ -199,6 +261,14 @@ impl Scratch {
         };
         self.open
             .get_or_insert_with(|| BlockBuilder::new(self.store.clone(), self.chain_id, start))
+    }
+}
+
+/// The TCP address of a `/ip4/A/tcp/P` multiaddr.
+fn tcp_address(multiaddr: &str) -> std::net::SocketAddr {
+    match multiaddr.split('/').collect::<Vec<_>>()[..] {
+        ["", "ip4", ip, "tcp", port] => format!("{ip}:{port}").parse().expect("ip:port"),
+        _ => panic!("not an /ip4/…/tcp/… address: {multiaddr}"),
     }
 }
 

@@ -7,6 +7,8 @@
 //!  bytes ──▶ Target::run ──▶ rpc            every JSON-RPC method, params built from the bytes
 //!                        ├──▶ raw-tx         eth_sendRawTransaction, then execution on an open block
 //!                        ├──▶ log-entry      a Raft log entry, decoded and applied as a follower does
+//!                        ├──▶ member-message a member's p2p message (Raft's, a call, a snapshot chunk)
+//!                        ├──▶ stranger       bytes on a fresh TCP connection to the p2p port
 //!                        ├──▶ genesis        a genesis.json, parsed and streamed as a node reads it
 //!                        └──▶ config         a node's TOML config, parsed and checked
 //! ```
@@ -26,7 +28,7 @@ use alloy_primitives::Bytes;
 use baton_primitives::{ChainSpec, SequencerEntry, codec};
 
 pub use harness::panics;
-pub use smoke::{Smoked, smoke};
+pub use smoke::{Budget, Smoked, smoke};
 
 /// One kind of input baton takes from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +38,8 @@ pub enum Target {
     LogEntry,
     Genesis,
     Config,
+    MemberMessage,
+    Stranger,
 }
 
 impl Target {
@@ -46,6 +50,8 @@ impl Target {
             Self::LogEntry => "log-entry",
             Self::Genesis => "genesis",
             Self::Config => "config",
+            Self::MemberMessage => "member-message",
+            Self::Stranger => "stranger",
         }
     }
 
@@ -58,6 +64,8 @@ impl Target {
             Self::LogEntry => log_entry(data),
             Self::Genesis => genesis(data),
             Self::Config => config(data),
+            Self::MemberMessage => harness::get().member_message(data),
+            Self::Stranger => harness::get().stranger(data),
         }
     }
 
@@ -69,6 +77,8 @@ impl Target {
             Self::LogEntry => seeds::log_entries(&harness::get().genesis()),
             Self::Genesis => vec![seeds::GENESIS.as_bytes().to_vec()],
             Self::Config => vec![seeds::config()],
+            Self::MemberMessage => seeds::member_messages(),
+            Self::Stranger => seeds::stranger(),
         }
     }
 }

@@ -5,12 +5,14 @@ use alloy_eips::{eip2718::Encodable2718, eip2930::AccessList, eip2930::AccessLis
 use alloy_network::TxSignerSync;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256, hex};
 use alloy_signer_local::PrivateKeySigner;
+use baton_consensus::{Chunk, Manifest, RaftRequest, RaftResponse, TypeConfig};
 use baton_execution::next_base_fee;
 use baton_node::config::{MemberEntry, NodeArgs};
 use baton_primitives::{
     BlockEnd, BlockStart, SealedBlock, SequencerEntry, TxBatch, codec, dev_accounts,
     genesis::DEV_CHAIN_ID,
 };
+use openraft::type_config::alias::{SnapshotMetaOf, VoteOf};
 
 /// A small geth-style genesis with one account of each kind of field.
 pub(crate) const GENESIS: &str = r#"{
@@ -78,6 +80,79 @@ pub(crate) fn log_entries(genesis: &SealedBlock) -> Vec<Vec<u8>> {
     .iter()
     .map(|entry| codec::encode(entry).expect("an entry encodes"))
     .collect()
+}
+
+/// What members send each other: a status poll, a forwarded write, a snapshot
+/// transfer (offer, chunks in order, done) and answers, each encoded for the wire.
+pub(crate) fn member_messages() -> Vec<Vec<u8>> {
+    let vote = VoteOf::<TypeConfig>::new(1, 1);
+    let meta = || SnapshotMetaOf::<TypeConfig> {
+        last_log_id: None,
+        last_membership: Default::default(),
+    };
+    let dir = tempfile::tempdir().expect("snapshot seed dir");
+    let sst: Vec<u8> = (0u8..100).collect();
+    std::fs::write(dir.path().join("000001.sst"), &sst).expect("write");
+    std::fs::write(dir.path().join("CURRENT"), b"MANIFEST-000002\n").expect("write");
+    let manifest = Manifest::of_dir(dir.path()).expect("manifest");
+    let id = manifest.id(&meta());
+    let requests = [
+        RaftRequest::Status,
+        RaftRequest::Write(raw_txs()[0].clone().into()),
+        RaftRequest::SnapshotOffer {
+            vote,
+            meta: meta(),
+            manifest,
+        },
+        RaftRequest::SnapshotChunk(Chunk::new(id, 0, 0, sst[..50].to_vec())),
+        RaftRequest::SnapshotChunk(Chunk::new(id, 0, 50, sst[50..].to_vec())),
+        RaftRequest::SnapshotChunk(Chunk::new(id, 1, 0, b"MANIFEST-000002\n".to_vec())),
+        RaftRequest::SnapshotDone {
+            vote,
+            meta: meta(),
+            id,
+        },
+    ];
+    let responses = [
+        RaftResponse::SnapshotHave(vec![0, 16]),
+        RaftResponse::SnapshotAck,
+        RaftResponse::Written(Ok(B256::repeat_byte(7))),
+        RaftResponse::Status(b"{}".to_vec()),
+    ];
+    let mut seeds: Vec<Vec<u8>> = requests
+        .iter()
+        .map(|request| codec::encode(request).expect("a request encodes"))
+        .collect();
+    seeds.extend(
+        responses
+            .iter()
+            .map(|response| codec::encode(response).expect("a response encodes")),
+    );
+    seeds
+}
+
+/// What a stranger's dialer sends first: multistream-select's header, a proposal
+/// of noise (which members speak) or of something else, and a noise handshake's
+/// first message.
+pub(crate) fn stranger() -> Vec<Vec<u8>> {
+    /// A multistream-select message: its length (one byte here), then it.
+    fn message(text: &str) -> Vec<u8> {
+        let mut bytes = vec![text.len() as u8];
+        bytes.extend_from_slice(text.as_bytes());
+        bytes
+    }
+    let header = message("/multistream/1.0.0\n");
+    let noise = [header.clone(), message("/noise\n")].concat();
+    let mut handshake = noise.clone();
+    handshake.extend_from_slice(&32u16.to_be_bytes());
+    handshake.extend((0u8..32).map(|i| i.wrapping_mul(37)));
+    vec![
+        header.clone(),
+        noise,
+        handshake,
+        [header.clone(), message("/yamux/1.0.0\n")].concat(),
+        [header, message("ls\n")].concat(),
+    ]
 }
 
 /// A complete node config, as `baton devnet` writes one.
@@ -148,4 +223,18 @@ fn signed() -> Vec<TxEnvelope> {
         eip2930.into_signed(eip2930_signature).into(),
         create.into_signed(create_signature).into(),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_member_message_seed_is_a_message() {
+        for seed in member_messages() {
+            let request = codec::decode::<RaftRequest>(&seed).is_ok();
+            let response = codec::decode::<RaftResponse>(&seed).is_ok();
+            assert!(request || response, "{}", hex::encode(&seed));
+        }
+    }
 }

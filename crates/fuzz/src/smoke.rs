@@ -20,16 +20,32 @@ pub struct Smoked {
 /// Inputs a run keeps to mutate further (the seeds stay too).
 const POOL: usize = 256;
 
-/// Feeds `target` its seeds, then mutations of them and of earlier inputs, for
-/// `duration`; stops at the first panic anywhere in the process.
-pub fn smoke(target: Target, duration: Duration, seed: u64) -> Smoked {
+/// How long a smoke run goes on (every seed runs in any case).
+#[derive(Debug, Clone, Copy)]
+pub enum Budget {
+    For(Duration),
+    Executions(u64),
+}
+
+impl Budget {
+    fn spent(self, started: Instant, executions: u64) -> bool {
+        match self {
+            Self::For(duration) => started.elapsed() >= duration,
+            Self::Executions(runs) => executions >= runs,
+        }
+    }
+}
+
+/// Feeds `target` its seeds, then mutations of them and of earlier inputs, until
+/// `budget` is spent; stops at the first panic anywhere in the process.
+pub fn smoke(target: Target, budget: Budget, seed: u64) -> Smoked {
     let mut rng = Rng(seed | 1);
     let seeds = target.seeds();
     let mut pool = seeds.clone();
-    let deadline = Instant::now() + duration;
+    let started = Instant::now();
     let mut executions = 0;
     let mut next = 0usize;
-    while executions < seeds.len() as u64 || Instant::now() < deadline {
+    while executions < seeds.len() as u64 || !budget.spent(started, executions) {
         let input = match seeds.get(executions as usize) {
             Some(seed) => seed.clone(),
             None => {

@@ -1,17 +1,20 @@
 //! The fuzz smoke of every target (see `baton_fuzz::smoke`): `BATON_FUZZ_SECS`
-//! seconds each (default 10; CI runs 60), in parallel. A failure prints the input
+//! seconds each (default 10; CI runs 60), or `BATON_FUZZ_EXECUTIONS` inputs each,
+//! in parallel. A failure prints the input
 //! in hex: add it to `regressions` below once fixed.
 
 use std::time::Duration;
 
-use baton_fuzz::{Target, smoke};
+use baton_fuzz::{Budget, Target, smoke};
 
 fn run(target: Target) {
-    let secs = std::env::var("BATON_FUZZ_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    let smoked = smoke(target, Duration::from_secs(secs), 0x5eed ^ target as u64);
+    let env = |name| std::env::var(name).ok().and_then(|s| s.parse().ok());
+    let budget = match (env("BATON_FUZZ_EXECUTIONS"), env("BATON_FUZZ_SECS")) {
+        (Some(executions), _) => Budget::Executions(executions),
+        (None, secs) => Budget::For(Duration::from_secs(secs.unwrap_or(10))),
+    };
+    let started = std::time::Instant::now();
+    let smoked = smoke(target, budget, 0x5eed ^ target as u64);
     if let Some((input, why)) = &smoked.failure {
         panic!(
             "{} panicked after {} inputs on input {input}: {why}",
@@ -19,7 +22,12 @@ fn run(target: Target) {
             smoked.executions
         );
     }
-    println!("{}: {} inputs, no panic", target.name(), smoked.executions);
+    println!(
+        "{}: {} inputs in {:.0?}, no panic",
+        target.name(),
+        smoked.executions,
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -45,4 +53,14 @@ fn genesis() {
 #[test]
 fn config() {
     run(Target::Config);
+}
+
+#[test]
+fn member_message() {
+    run(Target::MemberMessage);
+}
+
+#[test]
+fn stranger() {
+    run(Target::Stranger);
 }
