@@ -205,6 +205,7 @@ pub async fn launch(
                 .wrap_err("cannot start the RPC execution threads")?,
         )
         .with_flashblock_interval(config.rpc.flashblock_interval)
+        .with_query_limits(config.rpc.queries.clone())
         .with_unlocked(Unlocked::new(&unlocked))
         .with_state_history(config.data.state_history_blocks),
         net: NetHandler::new(spec.chain_id, network.clone()),

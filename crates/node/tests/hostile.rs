@@ -13,7 +13,10 @@ use std::{
 
 use baton_testing::{RARE_SNAPSHOTS, TestCluster};
 use jsonrpsee::{
-    core::{ClientError, client::ClientT},
+    core::{
+        ClientError,
+        client::{ClientT, SubscriptionClientT},
+    },
     http_client::HttpClientBuilder,
     rpc_params,
     ws_client::WsClientBuilder,
@@ -323,4 +326,175 @@ async fn raw_post(addr: &str, body: &str) -> String {
     let mut answer = String::new();
     socket.read_to_string(&mut answer).await.expect("read");
     answer
+}
+
+/// Filters and log subscriptions are bounded by what their criteria hold, not
+/// only by count: a stranger naming thousands of addresses per filter meets a
+/// clear `-32005` once the configured bytes are held, over HTTP and over
+/// WebSocket, and what uninstalling or disconnecting gives back can be used again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn filters_and_log_subscriptions_are_bounded_by_the_bytes_they_hold() {
+    // 256 bytes a filter and 64 an address: 2,000 addresses are 128,256 bytes,
+    // so eight such filters fit in 1 MiB and a ninth does not.
+    const BYTES: usize = 1 << 20;
+    let cluster = TestCluster::start_with(1, 300, RARE_SNAPSHOTS, |_, config| {
+        config.rpc.queries.max_filter_bytes = BYTES;
+        config.rpc.queries.max_filters = 12;
+    })
+    .await;
+    let node = cluster.wait_for_leader(LONG).await;
+    let http = HttpClientBuilder::default()
+        .build(cluster.url(node))
+        .expect("client");
+    let wide = |seed: u8| {
+        let addresses: Vec<String> = (0..2_000u32)
+            .map(|i| {
+                let mut address = [seed; 20];
+                address[16..].copy_from_slice(&i.to_be_bytes());
+                format!("0x{}", alloy_primitives::hex::encode(address))
+            })
+            .collect();
+        json!({ "address": addresses })
+    };
+    let limit = |error: ClientError, what: &str| {
+        let ClientError::Call(error) = error else {
+            panic!("{what}: not a JSON-RPC error: {error}");
+        };
+        assert_eq!(error.code(), -32005, "{what}: {}", error.message());
+        error.message().to_string()
+    };
+
+    let mut installed = Vec::new();
+    for seed in 0..8 {
+        let id: String = http
+            .request("eth_newFilter", rpc_params![wide(seed)])
+            .await
+            .expect("a filter within the bytes");
+        installed.push(id);
+    }
+    let refused = http
+        .request::<String, _>("eth_newFilter", rpc_params![wide(8)])
+        .await
+        .expect_err("a ninth wide filter is over the bytes");
+    let message = limit(refused, "eth_newFilter");
+    assert!(message.contains("uninstall some"), "{message}");
+
+    // Over WebSocket, a wide log subscription meets the same bound; newHeads,
+    // which names nothing, and a narrow filter still fit.
+    let ws_url = cluster.url(node).replace("http://", "ws://");
+    let ws = WsClientBuilder::default().build(&ws_url).await.expect("ws");
+    let refused = ws
+        .subscribe::<serde_json::Value, _>(
+            "eth_subscribe",
+            rpc_params!["logs", wide(9)],
+            "eth_unsubscribe",
+        )
+        .await
+        .expect_err("a wide log subscription is over the bytes");
+    limit(refused, "eth_subscribe logs");
+    let _heads = ws
+        .subscribe::<serde_json::Value, _>(
+            "eth_subscribe",
+            rpc_params!["newHeads"],
+            "eth_unsubscribe",
+        )
+        .await
+        .expect("newHeads names nothing");
+    let _narrow: String = http
+        .request(
+            "eth_newFilter",
+            rpc_params![json!({ "address": [format!("0x{}", "11".repeat(20))] })],
+        )
+        .await
+        .expect("a narrow filter fits in what is left");
+
+    // Uninstalling gives the bytes back: the wide subscription fits now, and
+    // holds them until its connection goes.
+    let uninstalled: bool = http
+        .request(
+            "eth_uninstallFilter",
+            rpc_params![installed.pop().expect("one")],
+        )
+        .await
+        .expect("uninstall");
+    assert!(uninstalled);
+    let _logs = ws
+        .subscribe::<serde_json::Value, _>(
+            "eth_subscribe",
+            rpc_params!["logs", wide(9)],
+            "eth_unsubscribe",
+        )
+        .await
+        .expect("a wide log subscription after an uninstall");
+    let refused = http
+        .request::<String, _>("eth_newFilter", rpc_params![wide(10)])
+        .await
+        .expect_err("the subscription holds the bytes");
+    limit(refused, "eth_newFilter while subscribed");
+    drop(ws);
+    let deadline = Instant::now() + LONG;
+    loop {
+        match http
+            .request::<String, _>("eth_newFilter", rpc_params![wide(10)])
+            .await
+        {
+            Ok(_) => break,
+            Err(error) if Instant::now() < deadline => {
+                limit(error, "eth_newFilter after the subscriber left");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("a closed subscription kept its bytes: {error}"),
+        }
+    }
+
+    // And the count stays bounded too (12 here): eight wide filters and the
+    // narrow one are installed; three more reach 12, the next is refused.
+    for _ in 0..3 {
+        http.request::<String, _>("eth_newFilter", rpc_params![json!({})])
+            .await
+            .expect("within the count");
+    }
+    let refused = http
+        .request::<String, _>("eth_newFilter", rpc_params![json!({})])
+        .await
+        .expect_err("over the count");
+    let message = limit(refused, "eth_newFilter over the count");
+    assert!(message.contains("12 filters are installed"), "{message}");
+    cluster.stop().await;
+}
+
+/// `eth_getLogs` scans at most the configured number of blocks, with the error
+/// geth and reth give a range too wide (`-32602`, naming the limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_log_query_wider_than_the_configured_range_is_refused() {
+    let cluster = TestCluster::start_with(1, 200, RARE_SNAPSHOTS, |_, config| {
+        config.rpc.queries.max_blocks_per_filter = 5;
+    })
+    .await;
+    let node = cluster.wait_for_leader(LONG).await;
+    cluster.wait_for_height(6, LONG).await;
+    let http = HttpClientBuilder::default()
+        .build(cluster.url(node))
+        .expect("client");
+    let logs: Vec<serde_json::Value> = http
+        .request(
+            "eth_getLogs",
+            rpc_params![json!({ "fromBlock": "0x1", "toBlock": "0x5" })],
+        )
+        .await
+        .expect("five blocks are within the range");
+    assert!(logs.is_empty());
+    let error = http
+        .request::<Vec<serde_json::Value>, _>(
+            "eth_getLogs",
+            rpc_params![json!({ "fromBlock": "0x0", "toBlock": "0x5" })],
+        )
+        .await
+        .expect_err("six blocks are not");
+    let ClientError::Call(error) = error else {
+        panic!("not a JSON-RPC error: {error}");
+    };
+    assert_eq!(error.code(), -32602);
+    assert_eq!(error.message(), "block range of 6 exceeds the limit of 5");
+    cluster.stop().await;
 }

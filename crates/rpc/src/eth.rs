@@ -15,6 +15,7 @@ use crate::{
     ExecPool,
     filters::Filters,
     internal,
+    logs::QueryLimits,
     tx::{SealedTx, Submitter, pending_txs},
 };
 
@@ -29,6 +30,8 @@ pub struct EthHandler {
     pub(crate) submitter: Submitter,
     /// Installed polling filters.
     pub(crate) filters: Filters,
+    /// What log queries and filters may cost.
+    pub(crate) queries: QueryLimits,
     /// Where calls, estimates, log queries and fee history execute.
     pub(crate) exec: ExecPool,
     /// At most one preconfirmation frame per subscriber this often.
@@ -53,6 +56,7 @@ impl EthHandler {
             store,
             submitter,
             filters: Filters::default(),
+            queries: QueryLimits::default(),
             exec,
             flashblock_interval: DEFAULT_FLASHBLOCK_INTERVAL,
             unlocked: crate::dev::Unlocked::default(),
@@ -63,6 +67,13 @@ impl EthHandler {
     /// Tells `eth_capabilities` how much state history this node keeps.
     pub fn with_state_history(mut self, blocks: Option<u64>) -> Self {
         self.state_history_blocks = blocks;
+        self
+    }
+
+    /// Bounds log queries and filters by `limits`.
+    pub fn with_query_limits(mut self, limits: QueryLimits) -> Self {
+        self.filters = Filters::new(&limits);
+        self.queries = limits;
         self
     }
 

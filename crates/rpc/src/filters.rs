@@ -1,11 +1,16 @@
 //! Polling filters: `eth_newFilter`, `eth_newBlockFilter`, `eth_getFilterChanges`,
 //! `eth_getFilterLogs`, `eth_uninstallFilter`. Each filter remembers the next block
 //! it has not reported; one not polled for [`FILTER_IDLE`] is dropped. Polls run on
-//! the RPC execution threads (`pool`), a bounded window of blocks each.
+//! the RPC execution threads (`pool`), a bounded window of blocks each. Filters
+//! are bounded in number and, with log subscriptions, in the bytes their criteria
+//! hold ([`QueryLimits`], [`Held`]).
 
 use std::{
     collections::HashMap,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -20,14 +25,17 @@ use parking_lot::Mutex;
 
 use crate::{
     EthHandler, internal, invalid_params,
-    logs::{MAX_LOG_RANGE, MAX_LOGS},
-    pool::{timed_out, timed_out_error},
+    logs::QueryLimits,
+    pool::{limit_exceeded, timed_out, timed_out_error},
 };
 
 /// A filter nobody polls for this long is forgotten (geth's default).
 pub(crate) const FILTER_IDLE: Duration = Duration::from_secs(300);
-/// Most filters one node keeps.
-const MAX_FILTERS: usize = 10_000;
+/// What a filter costs beyond its addresses and topics, in bytes (estimated).
+const FILTER_BYTES: usize = 256;
+/// What one address or topic in a filter's criteria costs, in bytes (estimated:
+/// the value, and its place in a hash set).
+const CRITERION_BYTES: usize = 64;
 
 #[derive(Debug, Clone)]
 enum FilterKind {
@@ -46,22 +54,97 @@ struct Installed {
     /// The first block not yet reported.
     next: u64,
     polled: Instant,
+    /// Its share of the filter bytes, given back when the last copy goes.
+    _held: Arc<Held>,
 }
 
-/// The node's installed filters.
-#[derive(Debug, Clone, Default)]
+/// The node's installed filters, and the bytes they and log subscriptions hold.
+#[derive(Debug, Clone)]
 pub(crate) struct Filters {
     inner: Arc<Mutex<(u64, HashMap<u64, Installed>)>>,
+    /// Bytes held by every [`Held`] alive; at most `max_bytes`.
+    held: Arc<AtomicUsize>,
+    max_filters: usize,
+    max_bytes: usize,
+}
+
+/// An installed filter's or a log subscription's share of
+/// [`QueryLimits::max_filter_bytes`], given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Held {
+    bytes: usize,
+    total: Arc<AtomicUsize>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let before = self.total.fetch_sub(self.bytes, Ordering::Relaxed);
+        debug_assert!(
+            before >= self.bytes,
+            "more filter bytes given back than held"
+        );
+    }
+}
+
+impl Default for Filters {
+    fn default() -> Self {
+        Self::new(&QueryLimits::default())
+    }
 }
 
 impl Filters {
+    pub(crate) fn new(limits: &QueryLimits) -> Self {
+        Self {
+            inner: Arc::default(),
+            held: Arc::default(),
+            max_filters: limits.max_filters,
+            max_bytes: limits.max_filter_bytes,
+        }
+    }
+
+    /// Takes `filter`'s share of the filter bytes (`None`: one that names nothing,
+    /// like a filter of blocks), or says why there is no room.
+    pub(crate) fn hold(&self, filter: Option<&Filter>) -> RpcResult<Held> {
+        let criteria = filter.map_or(0, |filter| {
+            let topics: usize = filter.topics.iter().map(|topic| topic.len()).sum();
+            filter.address.len() + topics
+        });
+        let bytes = FILTER_BYTES.saturating_add(criteria.saturating_mul(CRITERION_BYTES));
+        let reserved = self
+            .held
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+                held.checked_add(bytes)
+                    .filter(|total| *total <= self.max_bytes)
+            });
+        match reserved {
+            Ok(_) => Ok(Held {
+                bytes,
+                total: self.held.clone(),
+            }),
+            Err(held) => Err(limit_exceeded(format!(
+                "installed filters and log subscriptions hold {held} bytes of criteria; \
+                 this one needs {bytes} more and the limit is {}: uninstall some, or name \
+                 fewer addresses and topics",
+                self.max_bytes
+            ))),
+        }
+    }
+
     fn install(&self, kind: FilterKind, next: u64) -> RpcResult<U256> {
+        let criteria = match &kind {
+            FilterKind::Logs(filter) => Some(filter.as_ref()),
+            FilterKind::Blocks | FilterKind::PendingTransactions { .. } => None,
+        };
         let mut guard = self.inner.lock();
         let (counter, filters) = &mut *guard;
         filters.retain(|_, f| f.polled.elapsed() < FILTER_IDLE);
-        if filters.len() >= MAX_FILTERS {
-            return Err(invalid_params("too many filters installed; uninstall some"));
+        if filters.len() >= self.max_filters {
+            return Err(limit_exceeded(format!(
+                "{} filters are installed, the most this node keeps; uninstall some",
+                filters.len()
+            )));
         }
+        let held = self.hold(criteria)?;
         *counter += 1;
         filters.insert(
             *counter,
@@ -69,6 +152,7 @@ impl Filters {
                 kind,
                 next,
                 polled: Instant::now(),
+                _held: Arc::new(held),
             },
         );
         Ok(U256::from(*counter))
@@ -84,17 +168,17 @@ impl Filters {
     }
 
     /// The filter `id` as it was, and the last block this poll reports: the head,
-    /// or fewer blocks when more than [`MAX_LOG_RANGE`] are new (a filter from block
-    /// 0 reports the chain a window per poll, never all at once). Its cursor moves
+    /// or fewer blocks when more than `window` are new (a filter from block 0
+    /// reports the chain a window per poll, never all at once). Its cursor moves
     /// past that block.
-    fn poll(&self, id: U256, head: u64) -> RpcResult<(Installed, u64)> {
+    fn poll(&self, id: U256, head: u64, window: u64) -> RpcResult<(Installed, u64)> {
         let mut guard = self.inner.lock();
         let filter = u64::try_from(id)
             .ok()
             .and_then(|id| guard.1.get_mut(&id))
             .ok_or_else(|| invalid_params("filter not found"))?;
         let before = filter.clone();
-        let upto = head.min(filter.next.saturating_add(MAX_LOG_RANGE - 1));
+        let upto = head.min(filter.next.saturating_add(window.saturating_sub(1)));
         filter.next = filter.next.max(upto + 1);
         filter.polled = Instant::now();
         Ok((before, upto))
@@ -194,7 +278,10 @@ impl EthFilterApiServer for EthHandler {
 
 impl EthHandler {
     fn filter_changes_until(&self, id: U256, deadline: Instant) -> RpcResult<FilterChanges> {
-        let (installed, head) = self.filters.poll(id, self.head())?;
+        let limits = &self.queries;
+        let (installed, head) = self
+            .filters
+            .poll(id, self.head(), limits.max_blocks_per_filter)?;
         match installed.kind {
             FilterKind::PendingTransactions { sent } => {
                 let pending = self.consensus.chain().borrow().pending.clone();
@@ -232,7 +319,7 @@ impl EthHandler {
                     if timed_out(deadline) {
                         return Err(timed_out_error());
                     }
-                    self.matching_logs(number, &filter, &mut logs, MAX_LOGS)?;
+                    self.matching_logs(number, &filter, &mut logs, limits.max_logs_per_response)?;
                 }
                 Ok(FilterChanges::Logs(logs))
             }

@@ -58,7 +58,7 @@ pub use eth::{DEFAULT_FLASHBLOCK_INTERVAL, EthBlocksApiServer, EthHandler};
 pub use fault::{FaultApiServer, FaultHandler, StopTask};
 pub use filters::EthFilterApiServer;
 pub use info::EthInfoApiServer;
-pub use logs::EthLogsApiServer;
+pub use logs::{EthLogsApiServer, QueryLimits};
 pub use net::{NetApiServer, NetHandler, Web3ApiServer, Web3Handler};
 pub use pages::RenderMetrics;
 pub use pool::{ExecLimits, ExecPool, LIMIT_EXCEEDED};

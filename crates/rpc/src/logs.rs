@@ -16,10 +16,30 @@ use crate::{
     pool::{timed_out, timed_out_error},
 };
 
-/// Most blocks one `eth_getLogs` call scans.
-pub(crate) const MAX_LOG_RANGE: u64 = 10_000;
-/// Most logs one `eth_getLogs` call returns.
-pub(crate) const MAX_LOGS: usize = 10_000;
+/// What log queries and installed filters may cost (all configurable).
+#[derive(Debug, Clone)]
+pub struct QueryLimits {
+    /// Most blocks one `eth_getLogs` scans, and one filter poll reports.
+    pub max_blocks_per_filter: u64,
+    /// Most logs one `eth_getLogs` or filter poll returns.
+    pub max_logs_per_response: usize,
+    /// Most polling filters installed at once.
+    pub max_filters: usize,
+    /// Most bytes (estimated) the criteria of installed filters and log
+    /// subscriptions hold together: a filter may name thousands of addresses.
+    pub max_filter_bytes: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        Self {
+            max_blocks_per_filter: 10_000,
+            max_logs_per_response: 10_000,
+            max_filters: 10_000,
+            max_filter_bytes: 64 << 20,
+        }
+    }
+}
 
 #[rpc(server)]
 pub trait EthLogsApi {
@@ -107,6 +127,7 @@ impl EthHandler {
     ) -> RpcResult<Vec<Log>> {
         let view = self.consensus.chain().borrow().clone();
         let head = view.head.number();
+        let max_logs = self.queries.max_logs_per_response;
         let mut out = Vec::new();
         match &filter.block_option {
             FilterBlockOption::AtBlockHash(hash) => {
@@ -115,13 +136,13 @@ impl EthHandler {
                     .block_number(*hash)
                     .map_err(internal)?
                     .ok_or_else(|| invalid_params(format!("unknown block {hash}")))?;
-                self.matching_logs(number, filter, &mut out, MAX_LOGS)?;
+                self.matching_logs(number, filter, &mut out, max_logs)?;
             }
             // `pending` alone: the open block's logs so far (committed, final).
             FilterBlockOption::Range {
                 from_block: Some(BlockNumberOrTag::Pending),
                 ..
-            } => pending_logs(view.pending.as_deref(), filter, &mut out)?,
+            } => pending_logs(view.pending.as_deref(), filter, &mut out, max_logs)?,
             FilterBlockOption::Range {
                 from_block,
                 to_block,
@@ -134,7 +155,7 @@ impl EthHandler {
                         // Only the open block can be in range (if `to` is pending).
                         let open = view.pending.as_deref().filter(|p| p.start.number >= from);
                         if to_pending {
-                            pending_logs(open, filter, &mut out)?;
+                            pending_logs(open, filter, &mut out, max_logs)?;
                         }
                         return Ok(out);
                     }
@@ -142,9 +163,10 @@ impl EthHandler {
                         "invalid block range: from {from} > to {to}"
                     )));
                 }
-                if to - from >= MAX_LOG_RANGE {
+                let range = self.queries.max_blocks_per_filter;
+                if to - from >= range {
                     return Err(invalid_params(format!(
-                        "block range of {} exceeds the limit of {MAX_LOG_RANGE}",
+                        "block range of {} exceeds the limit of {range}",
                         to - from + 1
                     )));
                 }
@@ -152,10 +174,10 @@ impl EthHandler {
                     if timed_out(deadline) {
                         return Err(timed_out_error());
                     }
-                    self.matching_logs(number, filter, &mut out, MAX_LOGS)?;
+                    self.matching_logs(number, filter, &mut out, max_logs)?;
                 }
                 if to_pending {
-                    pending_logs(view.pending.as_deref(), filter, &mut out)?;
+                    pending_logs(view.pending.as_deref(), filter, &mut out, max_logs)?;
                 }
             }
         }
@@ -163,11 +185,13 @@ impl EthHandler {
     }
 }
 
-/// The logs of the open block `pending` so far that `filter` matches, after `out`.
+/// The logs of the open block `pending` so far that `filter` matches, after `out`
+/// (which may hold `limit`).
 fn pending_logs(
     pending: Option<&baton_execution::PendingBlock>,
     filter: &Filter,
     out: &mut Vec<Log>,
+    limit: usize,
 ) -> RpcResult<()> {
     let Some(pending) = pending else {
         return Ok(());
@@ -178,9 +202,9 @@ fn pending_logs(
             .into_iter()
             .filter(|log| filter.matches(&log.inner))
         {
-            if out.len() >= MAX_LOGS {
+            if out.len() >= limit {
                 return Err(invalid_params(format!(
-                    "query returned more than {MAX_LOGS} results; narrow the block range"
+                    "query returned more than {limit} results; narrow the block range"
                 )));
             }
             out.push(log);

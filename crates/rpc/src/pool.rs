@@ -165,7 +165,7 @@ impl ExecPool {
     }
 }
 
-fn limit_exceeded(message: impl Into<String>) -> ErrorObjectOwned {
+pub(crate) fn limit_exceeded(message: impl Into<String>) -> ErrorObjectOwned {
     ErrorObjectOwned::owned(LIMIT_EXCEEDED, message.into(), None::<()>)
 }
 

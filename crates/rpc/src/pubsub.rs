@@ -43,6 +43,17 @@ impl EthPubSubApiServer for EthHandler {
         kind: String,
         filter: Option<Filter>,
     ) -> SubscriptionResult {
+        // A log subscription's criteria count against the filter bytes while it lives.
+        let held = match kind.as_str() {
+            "logs" | "pendingLogs" => match self.filters.hold(filter.as_ref()) {
+                Ok(held) => Some(held),
+                Err(refused) => {
+                    pending.reject(refused).await;
+                    return Ok(());
+                }
+            },
+            _ => None,
+        };
         let preconfirmations = match kind.as_str() {
             "newFlashblocks" => Some(Stream::Flashblocks),
             "newFlashblockTransactions" => Some(Stream::Transactions),
@@ -53,12 +64,11 @@ impl EthPubSubApiServer for EthHandler {
         };
         if let Some(stream) = preconfirmations {
             let sink = pending.accept().await?;
-            tokio::spawn(flashblocks::run(
-                self.clone(),
-                sink,
-                stream,
-                self.flashblock_interval,
-            ));
+            let (context, interval) = (self.clone(), self.flashblock_interval);
+            tokio::spawn(async move {
+                let _held = held;
+                flashblocks::run(context, sink, stream, interval).await;
+            });
             return Ok(());
         }
         let kind = match kind.as_str() {
@@ -78,6 +88,7 @@ impl EthPubSubApiServer for EthHandler {
         let context = self.clone();
         tokio::spawn(async move {
             let _open = Open::new("baton_rpc_subscriptions");
+            let _held = held;
             let mut chain = context.consensus.chain();
             let mut next = chain.borrow().head.number() + 1;
             loop {

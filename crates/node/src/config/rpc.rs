@@ -4,7 +4,7 @@
 
 use std::{net::SocketAddr, path::Path, path::PathBuf, time::Duration};
 
-use baton_rpc::{ConnectionLimits, ExecLimits};
+use baton_rpc::{ConnectionLimits, ExecLimits, QueryLimits};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +49,19 @@ pub struct RpcArgs {
     /// Most subscriptions one WebSocket connection may hold [default: 64].
     #[arg(long)]
     pub rpc_subscriptions_per_connection: Option<u32>,
+    /// Most blocks one eth_getLogs scans, and one filter poll reports [default: 10000].
+    #[arg(long)]
+    pub rpc_max_blocks_per_filter: Option<u64>,
+    /// Most logs one eth_getLogs or filter poll returns [default: 10000].
+    #[arg(long)]
+    pub rpc_max_logs_per_response: Option<usize>,
+    /// Most polling filters installed at once [default: 10000].
+    #[arg(long)]
+    pub rpc_max_filters: Option<usize>,
+    /// Most bytes (estimated: 256 per filter, 64 per address or topic) that
+    /// installed filters and log subscriptions hold together [default: 67108864].
+    #[arg(long)]
+    pub rpc_max_filter_bytes: Option<usize>,
     /// Least gap between two preconfirmation frames to one subscriber, in ms;
     /// batches applied faster are merged into one frame [default: 50].
     #[arg(long)]
@@ -63,6 +76,7 @@ pub struct RpcConfig {
     pub admin_token: Option<String>,
     pub exec: ExecLimits,
     pub connections: ConnectionLimits,
+    pub queries: QueryLimits,
     pub flashblock_interval: Duration,
 }
 
@@ -85,6 +99,19 @@ impl RpcArgs {
             per_ip: self.rpc_max_connections_per_ip.unwrap_or(128),
             subscriptions_per_connection: self.rpc_subscriptions_per_connection.unwrap_or(64),
         };
+        let default_queries = QueryLimits::default();
+        let queries = QueryLimits {
+            max_blocks_per_filter: self
+                .rpc_max_blocks_per_filter
+                .unwrap_or(default_queries.max_blocks_per_filter),
+            max_logs_per_response: self
+                .rpc_max_logs_per_response
+                .unwrap_or(default_queries.max_logs_per_response),
+            max_filters: self.rpc_max_filters.unwrap_or(default_queries.max_filters),
+            max_filter_bytes: self
+                .rpc_max_filter_bytes
+                .unwrap_or(default_queries.max_filter_bytes),
+        };
         let positive = [
             ("rpc_exec_threads", exec.threads as u64),
             ("rpc_calls_per_connection", exec.per_connection as u64),
@@ -95,6 +122,13 @@ impl RpcArgs {
                 u64::from(connections.max_connections),
             ),
             ("rpc_max_connections_per_ip", u64::from(connections.per_ip)),
+            ("rpc_max_blocks_per_filter", queries.max_blocks_per_filter),
+            (
+                "rpc_max_logs_per_response",
+                queries.max_logs_per_response as u64,
+            ),
+            ("rpc_max_filters", queries.max_filters as u64),
+            ("rpc_max_filter_bytes", queries.max_filter_bytes as u64),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::Invalid(format!("{key} must be at least 1")));
@@ -114,6 +148,7 @@ impl RpcArgs {
                 .transpose()?,
             exec,
             connections,
+            queries,
             flashblock_interval: self.flashblock_interval_ms.map_or(
                 baton_rpc::DEFAULT_FLASHBLOCK_INTERVAL,
                 Duration::from_millis,
