@@ -4,9 +4,7 @@ use alloy_consensus::{
     EMPTY_OMMER_ROOT_HASH, Header, ReceiptEnvelope, TxReceipt, constants::EMPTY_WITHDRAWALS,
     proofs::calculate_receipt_root,
 };
-use alloy_eips::{
-    eip1559::BaseFeeParams, eip1559::calc_next_block_base_fee, eip7685::EMPTY_REQUESTS_HASH,
-};
+use alloy_eips::{eip1559::BaseFeeParams, eip7685::EMPTY_REQUESTS_HASH};
 use alloy_primitives::{Address, B256, Bloom, Bytes, keccak256};
 use alloy_trie::{EMPTY_ROOT_HASH, root::ordered_trie_root_with_encoder};
 use baton_primitives::{BlockStart, SealedBlock, SequencerEntry};
@@ -26,14 +24,24 @@ pub enum BlockStep {
     Sealed(Box<SealOutcome>),
 }
 
-/// EIP-1559 base fee of the block after `parent`.
+/// EIP-1559 base fee of the block after `parent` (Ethereum's parameters), worked
+/// out in 128 bits: a base fee near `u64::MAX` (a genesis or a simulation may set
+/// one) stays there instead of overflowing, and a gas limit under 2 keeps the fee.
 pub fn next_base_fee(parent: &Header) -> u64 {
-    calc_next_block_base_fee(
-        parent.gas_used,
-        parent.gas_limit,
-        parent.base_fee_per_gas.unwrap_or_default(),
-        BaseFeeParams::ethereum(),
-    )
+    let params = BaseFeeParams::ethereum();
+    let base_fee = u128::from(parent.base_fee_per_gas.unwrap_or_default());
+    let target = u128::from(parent.gas_limit) / params.elasticity_multiplier;
+    let used = u128::from(parent.gas_used);
+    if target == 0 || used == target {
+        return base_fee as u64;
+    }
+    let denominator = target * params.max_change_denominator;
+    let next = if used > target {
+        base_fee + (base_fee * (used - target) / denominator).max(1)
+    } else {
+        base_fee - base_fee * (target - used) / denominator
+    };
+    u64::try_from(next).unwrap_or(u64::MAX)
 }
 
 /// Checks that `start` opens the block right after `head`.
@@ -298,6 +306,69 @@ mod tests {
         crate::write_sealed(&mut write, &outcome).expect("write");
         write.commit().expect("commit");
         (*outcome, skipped)
+    }
+
+    /// Alloy's EIP-1559 arithmetic wherever that does not overflow; where it
+    /// would (a base fee near `u64::MAX`), the fee stays at the top.
+    #[test]
+    fn the_next_base_fee_is_eip_1559_and_saturates() {
+        let header = |base_fee: u64, gas_used: u64, gas_limit: u64| Header {
+            base_fee_per_gas: Some(base_fee),
+            gas_used,
+            gas_limit,
+            ..Default::default()
+        };
+        for base_fee in [0, 7, 1_000_000_000, u64::MAX / 3] {
+            for gas_limit in [2, 21_000, 30_000_000] {
+                for gas_used in [0, gas_limit / 4, gas_limit / 2, gas_limit] {
+                    let expected = alloy_eips::eip1559::calc_next_block_base_fee(
+                        gas_used,
+                        gas_limit,
+                        base_fee,
+                        BaseFeeParams::ethereum(),
+                    );
+                    let next = next_base_fee(&header(base_fee, gas_used, gas_limit));
+                    assert_eq!(next, expected, "{base_fee} {gas_used}/{gas_limit}");
+                }
+            }
+        }
+        assert_eq!(
+            next_base_fee(&header(u64::MAX, 30_000_000, 30_000_000)),
+            u64::MAX
+        );
+        assert_eq!(
+            next_base_fee(&header(9, 1, 1)),
+            9,
+            "no target: the fee stays"
+        );
+    }
+
+    /// A block whose gas limit is `u64::MAX` (a genesis may say so): a
+    /// transaction asking for all of it once some is used is refused as not
+    /// fitting, where the sum used to overflow in the leader's sequencer.
+    #[test]
+    fn a_transaction_that_cannot_fit_a_huge_block_is_refused_not_overflowed() {
+        let (_dir, store, genesis, spec) = chain();
+        let mut start = start_on(&genesis, 1_000);
+        start.gas_limit = u64::MAX;
+        let mut builder = BlockBuilder::new(store, spec.chain_id, start);
+        let (first, sender) = transfer(0, 0, Address::repeat_byte(0x77), 1, spec.chain_id);
+        builder.execute(&first, sender).expect("a transfer");
+        let mut tx = TxEip1559 {
+            chain_id: spec.chain_id,
+            nonce: 1,
+            gas_limit: u64::MAX,
+            max_fee_per_gas: 2_000_000_000,
+            max_priority_fee_per_gas: 1,
+            to: TxKind::Call(Address::repeat_byte(0x77)),
+            ..Default::default()
+        };
+        let signature = signer(0).sign_transaction_sync(&mut tx).expect("sign");
+        let raw: Bytes = TxEnvelope::from(tx.into_signed(signature))
+            .encoded_2718()
+            .into();
+        let refused = builder.execute(&raw, sender).map(|_| ()).expect_err("full");
+        assert!(matches!(refused, TxError::BlockFull), "{refused:?}");
     }
 
     #[test]

@@ -247,7 +247,11 @@ impl BlockBuilder {
         if tx.gas_limit() > self.start.gas_limit {
             return Err(TxError::GasLimitAboveBlock);
         }
-        if self.gas_used + tx.gas_limit() > self.start.gas_limit {
+        if self
+            .gas_used
+            .checked_add(tx.gas_limit())
+            .is_none_or(|total| total > self.start.gas_limit)
+        {
             return Err(TxError::BlockFull);
         }
         let hash = *tx.tx_hash();

@@ -433,7 +433,7 @@ pub fn revert_reason(output: &[u8]) -> Option<String> {
     const ERROR_SELECTOR: [u8; 4] = [0x08, 0xc3, 0x79, 0xa0];
     let body = output.strip_prefix(&ERROR_SELECTOR)?;
     let word = |at: usize| -> Option<usize> {
-        let bytes = body.get(at..at + 32)?;
+        let bytes = body.get(at..at.checked_add(32)?)?;
         if bytes[..24].iter().any(|b| *b != 0) {
             return None;
         }
@@ -453,6 +453,22 @@ mod tests {
 
     use super::*;
     use crate::write_genesis;
+
+    /// Revert data is the caller's: offsets and lengths at the top of the range
+    /// are not a reason (they used to overflow).
+    #[test]
+    fn a_revert_reason_with_offsets_near_usize_max_is_no_reason() {
+        let mut output = vec![0x08, 0xc3, 0x79, 0xa0];
+        output.extend_from_slice(&[0u8; 24]);
+        output.extend_from_slice(&u64::MAX.to_be_bytes());
+        assert_eq!(revert_reason(&output), None);
+        let mut pointing = vec![0x08, 0xc3, 0x79, 0xa0];
+        pointing.extend_from_slice(&[0u8; 31]);
+        pointing.push(32);
+        pointing.extend_from_slice(&[0u8; 24]);
+        pointing.extend_from_slice(&u64::MAX.to_be_bytes());
+        assert_eq!(revert_reason(&pointing), None);
+    }
 
     /// An endless loop (`JUMPDEST PUSH1 0 JUMP`) run as a contract creation, with
     /// `gas` to burn, on a fresh dev chain.

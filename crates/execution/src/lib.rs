@@ -36,7 +36,7 @@ pub use changes::StateChanges;
 pub use commit::{write_genesis, write_sealed};
 pub use error::ExecutionError;
 pub use pending::{PendingBatch, PendingBlock};
-pub use proof::{AccountProof, ProofError, prove};
+pub use proof::{AccountProof, ProofAt, ProofError, prove};
 /// What one transaction changed, as revm reports it: replayed on another copy of
 /// the same state without executing again.
 pub use revm::state::EvmState as TxDiff;

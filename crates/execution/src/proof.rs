@@ -6,7 +6,10 @@
 //! roots are checked against block N's header before any proof is read. The cost
 //! is what changed since N, not the size of the state.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Instant,
+};
 
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy_trie::{EMPTY_ROOT_HASH, Nibbles};
@@ -36,24 +39,41 @@ pub enum ProofError {
     /// tries are damaged.
     #[error("the state of block {block} rewinds to root {got}, its header says {want}")]
     Rewind { block: u64, got: B256, want: B256 },
+    /// The rewind had not finished by the deadline.
+    #[error("the proof was not ready in time")]
+    TimedOut,
 }
 
-/// Proves `address` and its `slots` in the state after block `block`, whose
-/// header's state root is `state_root`; `head` is the newest sealed block.
+/// Where and when to prove: the state after block `block`, whose header's state
+/// root is `state_root`; `head` is the newest sealed block; a rewind still going
+/// at `deadline` gives up.
+#[derive(Debug, Clone, Copy)]
+pub struct ProofAt {
+    pub block: u64,
+    pub state_root: B256,
+    pub head: u64,
+    pub deadline: Instant,
+}
+
+/// Proves `address` and its `slots` in the state `at` names.
 pub fn prove(
     store: &Store,
     address: Address,
     slots: &[B256],
-    block: u64,
-    state_root: B256,
-    head: u64,
+    at: ProofAt,
 ) -> Result<AccountProof, ProofError> {
+    let ProofAt {
+        block,
+        state_root,
+        head,
+        deadline,
+    } = at;
     let mut view = Overlay::new(store);
     let owner = keccak256(address);
     let account = if block == head {
         store.account(address)?
     } else {
-        rewind(store, &mut view, address, block, state_root)?
+        rewind(store, &mut view, address, block, state_root, deadline)?
     };
     let account_proof = baton_trie::proof(&view, B256::ZERO, &Nibbles::unpack(owner))?;
     let mut storage = Vec::with_capacity(slots.len());
@@ -88,11 +108,15 @@ fn rewind(
     address: Address,
     block: u64,
     state_root: B256,
+    deadline: Instant,
 ) -> Result<Option<AccountRecord>, ProofError> {
     let head = store.head()?.map_or(block, |(number, _)| number);
     let mut accounts = BTreeSet::new();
     let mut slots = BTreeSet::new();
     for later in block + 1..=head {
+        if later % 256 == 0 && Instant::now() >= deadline {
+            return Err(ProofError::TimedOut);
+        }
         if let Some(keys) = store.changed_keys(later)? {
             accounts.extend(keys.accounts);
             slots.extend(

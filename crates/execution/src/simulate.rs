@@ -101,7 +101,10 @@ fn next_start(
     let number = match overrides.number {
         Some(number) => u64::try_from(number)
             .map_err(|_| SimulateError::Params("block number over 2^64".into()))?,
-        None => parent.number + 1,
+        None => parent
+            .number
+            .checked_add(1)
+            .ok_or_else(|| SimulateError::Params("no block can follow block 2^64 - 1".into()))?,
     };
     if number <= parent.number {
         return Err(SimulateError::Params(format!(

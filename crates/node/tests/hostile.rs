@@ -498,3 +498,96 @@ async fn a_log_query_wider_than_the_configured_range_is_refused() {
     assert_eq!(error.message(), "block range of 6 exceeds the limit of 5");
     cluster.stop().await;
 }
+
+/// Numbers at the top of their range in a stranger's request get an answer, not
+/// a panic: a revert whose reason offset is 2^64 - 1, a simulated block numbered
+/// 2^64 - 1 followed by another, a simulated base fee of 2^64 - 1 that must rise,
+/// and a tip of 2^128 - 1 to fill in. Each used to overflow (with overflow checks
+/// on, as the devnet runs): the first three inside the RPC threads, which
+/// answered "the call failed while executing", the last on the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn numbers_at_the_top_of_their_range_get_answers_not_panics() {
+    let cluster = TestCluster::start(1, 300, RARE_SNAPSHOTS).await;
+    let node = cluster.wait_for_leader(LONG).await;
+    let http = HttpClientBuilder::default()
+        .request_timeout(LONG)
+        .build(cluster.url(node))
+        .expect("client");
+    let max64 = "0xffffffffffffffff";
+    let answer = |what: &str, answer: Result<serde_json::Value, ClientError>| match answer {
+        Ok(_) => String::new(),
+        Err(ClientError::Call(error)) => {
+            assert_ne!(
+                error.message(),
+                "the call failed while executing",
+                "{what} panicked"
+            );
+            error.message().to_string()
+        }
+        Err(error) => panic!("{what}: no JSON-RPC answer: {error}"),
+    };
+
+    // Creation code reverting with Error(string) whose offset word is 2^64 - 1.
+    let revert = "0x7f08c379a00000000000000000000000000000000000000000000000000000000060005267ffffffffffffffff60045260246000fd";
+    let reverted = answer(
+        "eth_call",
+        http.request("eth_call", rpc_params![json!({ "data": revert }), "latest"])
+            .await,
+    );
+    assert_eq!(reverted, "execution reverted");
+
+    let numbered = answer(
+        "eth_simulateV1 numbers",
+        http.request(
+            "eth_simulateV1",
+            rpc_params![
+                json!({ "blockStateCalls": [{ "blockOverrides": { "number": max64 } }, {}] }),
+                "latest"
+            ],
+        )
+        .await,
+    );
+    assert!(numbered.contains("2^64"), "{numbered}");
+
+    let funded = "0x00000000000000000000000000000000000000aa";
+    answer(
+        "eth_simulateV1 base fee",
+        http.request(
+            "eth_simulateV1",
+            rpc_params![
+                json!({
+                    "validation": true,
+                    "blockStateCalls": [
+                        {
+                            "blockOverrides": { "baseFeePerGas": max64, "gasLimit": "0x5208" },
+                            "stateOverrides": { funded: { "balance": "0xffffffffffffffffffffffffffffffff" } },
+                            "calls": [{ "from": funded, "to": "0x00000000000000000000000000000000000000bb", "gas": "0x5208", "gasPrice": max64 }]
+                        },
+                        {}
+                    ]
+                }),
+                "latest"
+            ],
+        )
+        .await,
+    );
+
+    answer(
+        "eth_fillTransaction",
+        http.request(
+            "eth_fillTransaction",
+            rpc_params![json!({
+                "from": "0x0000000000000000000000000000000000000001",
+                "to": "0x0000000000000000000000000000000000000002",
+                "maxPriorityFeePerGas": "0xffffffffffffffffffffffffffffffff"
+            })],
+        )
+        .await,
+    );
+    let head: String = http
+        .request("eth_blockNumber", rpc_params![])
+        .await
+        .expect("the node still answers");
+    assert!(head.starts_with("0x"));
+    cluster.stop().await;
+}

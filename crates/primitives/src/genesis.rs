@@ -148,12 +148,17 @@ pub enum GenesisError {
     NoChainId,
     #[error("genesis: gasLimit must be at least 21000, got {0}")]
     GasLimitTooLow(u64),
+    #[error("genesis: timestamp {0} is after the year 9999 (at most {LATEST_TIMESTAMP})")]
+    TimestampTooLate(u64),
     #[error("genesis: alloc key {0:?} is not an address")]
     BadAddress(String),
     /// Whoever took the accounts could not store one.
     #[error("genesis: {0}")]
     Sink(String),
 }
+
+/// The latest genesis timestamp taken: 9999-12-31T23:59:59Z.
+pub const LATEST_TIMESTAMP: u64 = 253_402_300_799;
 
 /// Where the genesis allocation comes from.
 #[derive(Debug, Clone)]
@@ -288,6 +293,10 @@ impl ChainSpec {
         }
         if genesis.gas_limit < 21_000 {
             return Err(GenesisError::GasLimitTooLow(genesis.gas_limit));
+        }
+        // Block times are kept in milliseconds: a timestamp must fit 1000 times over.
+        if genesis.timestamp > LATEST_TIMESTAMP {
+            return Err(GenesisError::TimestampTooLate(genesis.timestamp));
         }
         Ok(Self {
             chain_id: genesis.config.chain_id,
@@ -610,6 +619,24 @@ mod tests {
         })
         .expect("accounts");
         assert_eq!(count, 1);
+    }
+
+    /// Block times are kept in milliseconds: before this was refused, a genesis
+    /// timestamp past `u64::MAX / 1000` overflowed when a node opened its chain.
+    #[test]
+    fn a_timestamp_after_the_year_9999_is_refused() {
+        let genesis = |timestamp: u64| {
+            format!(
+                r#"{{"config": {{"chainId": 901}}, "gasLimit": "0x1c9c380", "timestamp": "{timestamp:#x}", "alloc": {{}}}}"#
+            )
+        };
+        assert!(ChainSpec::from_json(&genesis(LATEST_TIMESTAMP)).is_ok());
+        let refused = ChainSpec::from_json(&genesis(u64::MAX)).expect_err("too late");
+        assert!(matches!(refused, GenesisError::TimestampTooLate(u64::MAX)));
+        assert!(
+            refused.to_string().contains("after the year 9999"),
+            "{refused}"
+        );
     }
 
     #[test]

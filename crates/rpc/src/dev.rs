@@ -261,7 +261,7 @@ impl EthHandler {
             let tip = request.max_priority_fee_per_gas.unwrap_or(SUGGESTED_TIP);
             let max_fee = request
                 .max_fee_per_gas
-                .unwrap_or_else(|| 2 * u128::from(base_fee) + tip);
+                .unwrap_or_else(|| (2 * u128::from(base_fee)).saturating_add(tip));
             request.max_priority_fee_per_gas = Some(tip.min(max_fee));
             request.max_fee_per_gas = Some(max_fee);
         }

@@ -7,7 +7,7 @@
 //! applied is committed by a quorum and final), `earliest`, or `pending` (the open
 //! block as applied so far).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Instant};
 
 use alloy_consensus::{Transaction, TxEnvelope};
 use alloy_eips::{BlockId, BlockNumberOrTag, eip2718::Decodable2718};
@@ -17,7 +17,9 @@ use alloy_rpc_types_eth::{
 };
 use alloy_serde::storage::JsonStorageKey;
 use alloy_trie::{EMPTY_ROOT_HASH, KECCAK_EMPTY};
-use baton_execution::{CallBlock, CallContext, StateAt, StoreDb, next_base_fee, prove};
+use baton_execution::{
+    CallBlock, CallContext, ProofAt, ProofError, StateAt, StoreDb, next_base_fee, prove,
+};
 use baton_storage::AccountRecord;
 use jsonrpsee::{
     Extensions,
@@ -27,7 +29,7 @@ use jsonrpsee::{
 };
 use revm::database_interface::DatabaseRef;
 
-use crate::{EthHandler, internal, invalid_params};
+use crate::{EthHandler, internal, invalid_params, pool::timed_out_error};
 
 /// Geth's code (and words) for a block this node does not have.
 const NOT_FOUND: i32 = -32000;
@@ -89,9 +91,10 @@ pub trait EthStateApi {
     fn storage_at(&self, address: Address, slot: U256, block: Option<BlockId>) -> RpcResult<B256>;
 
     /// EIP-1186: the account and the storage slots `keys`, with Merkle proofs
-    /// against the state root of `block`.
-    #[method(name = "eth_getProof")]
-    fn proof(
+    /// against the state root of `block`. Runs on the execution threads, within
+    /// their time limit: at an old block it rewinds all that changed since.
+    #[method(name = "eth_getProof", with_extensions)]
+    async fn proof(
         &self,
         address: Address,
         keys: Vec<JsonStorageKey>,
@@ -230,61 +233,19 @@ impl EthStateApiServer for EthHandler {
         Ok(value.into())
     }
 
-    fn proof(
+    async fn proof(
         &self,
+        extensions: &Extensions,
         address: Address,
         keys: Vec<JsonStorageKey>,
         block: Option<BlockId>,
     ) -> RpcResult<EIP1186AccountProofResponse> {
-        if keys.len() > MAX_PROOF_KEYS {
-            return Err(invalid_params(format!(
-                "{} storage keys asked; at most {MAX_PROOF_KEYS} per call",
-                keys.len()
-            )));
-        }
-        let context = self.call_context(block)?;
-        let head = self.consensus.chain().borrow().head.clone();
-        let (number, state_root) = match context.state {
-            StateAt::Block(number) if number == head.number() => (number, head.header.state_root),
-            StateAt::Block(number) => {
-                let block = self
-                    .store
-                    .block(number)
-                    .map_err(internal)?
-                    .ok_or_else(header_not_found)?;
-                (number, block.header.state_root)
-            }
-            // The open block has no state root yet: its proofs are the head's.
-            StateAt::Pending(_) | StateAt::Head => (head.number(), head.header.state_root),
-        };
-        let slots: Vec<B256> = keys.iter().map(JsonStorageKey::as_b256).collect();
-        let proof = prove(
-            &self.store,
-            address,
-            &slots,
-            number,
-            state_root,
-            head.number(),
-        )
-        .map_err(internal)?;
-        let account = proof.account.unwrap_or(AccountRecord {
-            code_hash: KECCAK_EMPTY,
-            storage_root: EMPTY_ROOT_HASH,
-            ..Default::default()
-        });
-        Ok(EIP1186AccountProofResponse {
-            address,
-            balance: account.balance,
-            code_hash: account.code_hash,
-            nonce: account.nonce,
-            storage_hash: account.storage_root,
-            account_proof: proof.account_proof,
-            storage_proof: keys
-                .into_iter()
-                .zip(proof.storage)
-                .map(|(key, (_, value, proof))| EIP1186StorageProof { key, value, proof })
-                .collect(),
-        })
+        let this = self.clone();
+        self.exec
+            .run(extensions, move |deadline| {
+                this.proof_until(address, keys, block, deadline)
+            })
+            .await
     }
 
     fn storage_values(
@@ -360,6 +321,66 @@ impl EthStateApiServer for EthHandler {
 
 impl EthHandler {
     /// `eth_feeHistory`, on an execution thread.
+    /// `eth_getProof`, giving up at `deadline`.
+    fn proof_until(
+        &self,
+        address: Address,
+        keys: Vec<JsonStorageKey>,
+        block: Option<BlockId>,
+        deadline: Instant,
+    ) -> RpcResult<EIP1186AccountProofResponse> {
+        if keys.len() > MAX_PROOF_KEYS {
+            return Err(invalid_params(format!(
+                "{} storage keys asked; at most {MAX_PROOF_KEYS} per call",
+                keys.len()
+            )));
+        }
+        let context = self.call_context(block)?;
+        let head = self.consensus.chain().borrow().head.clone();
+        let (number, state_root) = match context.state {
+            StateAt::Block(number) if number == head.number() => (number, head.header.state_root),
+            StateAt::Block(number) => {
+                let block = self
+                    .store
+                    .block(number)
+                    .map_err(internal)?
+                    .ok_or_else(header_not_found)?;
+                (number, block.header.state_root)
+            }
+            // The open block has no state root yet: its proofs are the head's.
+            StateAt::Pending(_) | StateAt::Head => (head.number(), head.header.state_root),
+        };
+        let slots: Vec<B256> = keys.iter().map(JsonStorageKey::as_b256).collect();
+        let at = ProofAt {
+            block: number,
+            state_root,
+            head: head.number(),
+            deadline,
+        };
+        let proof = prove(&self.store, address, &slots, at).map_err(|e| match e {
+            ProofError::TimedOut => timed_out_error(),
+            other => internal(other),
+        })?;
+        let account = proof.account.unwrap_or(AccountRecord {
+            code_hash: KECCAK_EMPTY,
+            storage_root: EMPTY_ROOT_HASH,
+            ..Default::default()
+        });
+        Ok(EIP1186AccountProofResponse {
+            address,
+            balance: account.balance,
+            code_hash: account.code_hash,
+            nonce: account.nonce,
+            storage_hash: account.storage_root,
+            account_proof: proof.account_proof,
+            storage_proof: keys
+                .into_iter()
+                .zip(proof.storage)
+                .map(|(key, (_, value, proof))| EIP1186StorageProof { key, value, proof })
+                .collect(),
+        })
+    }
+
     fn fee_history_now(
         &self,
         block_count: U64,

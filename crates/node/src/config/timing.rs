@@ -61,6 +61,12 @@ impl Timing {
                 ms(self.block_time)
             ));
         }
+        if self.block_time > Duration::from_secs(3_600) {
+            return fail(format!(
+                "block time {}ms is above one hour",
+                ms(self.block_time)
+            ));
+        }
         if ms(self.heartbeat) == 0 || self.heartbeat >= self.election_timeout_min {
             return fail(format!(
                 "heartbeat {}ms must be above 0 and below the election timeout minimum {}ms",
@@ -104,6 +110,12 @@ mod tests {
         }));
         assert!(refused(TimingArgs {
             block_time_ms: Some(100),
+            ..Default::default()
+        }));
+        // Over an hour: multiples of it used to overflow in the status and the
+        // stall watchdog.
+        assert!(refused(TimingArgs {
+            block_time_ms: Some(u64::MAX / 3 + 1),
             ..Default::default()
         }));
         assert!(TimingArgs::default().resolve().is_ok());
