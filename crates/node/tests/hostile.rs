@@ -591,3 +591,45 @@ async fn numbers_at_the_top_of_their_range_get_answers_not_panics() {
     assert!(head.starts_with("0x"));
     cluster.stop().await;
 }
+
+/// Request and response sizes and batch lengths are the node's configuration:
+/// a body over the configured size is refused (413), an answer over it is the
+/// `-32008` error, a batch over the length is refused, and calls within them work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn request_and_response_sizes_follow_the_configuration() {
+    let cluster = TestCluster::start_with(1, 300, RARE_SNAPSHOTS, |_, config| {
+        config.rpc.connections.max_request_bytes = 1_024;
+        config.rpc.connections.max_response_bytes = 400;
+        config.rpc.connections.max_batch_len = 2;
+    })
+    .await;
+    let node = cluster.wait_for_leader(LONG).await;
+    let addr = cluster.nodes[&node].rpc_addr().to_string();
+    let call = |id: u32, method: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": method, "params": []}).to_string()
+    };
+
+    let small = raw_post(&addr, &call(1, "eth_chainId")).await;
+    assert!(small.contains("\"result\""), "{small}");
+    let padded = format!("{}{}", call(1, "eth_chainId"), " ".repeat(1_100));
+    let large = raw_post(&addr, &padded).await;
+    assert!(large.starts_with("HTTP/1.1 413"), "{large}");
+
+    let block = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": ["latest", false]});
+    let oversized = raw_post(&addr, &block.to_string()).await;
+    assert!(oversized.contains("-32008"), "{oversized}");
+
+    let two = format!("[{},{}]", call(1, "eth_chainId"), call(2, "eth_chainId"));
+    let answered = raw_post(&addr, &two).await;
+    assert_eq!(answered.matches("\"result\"").count(), 2, "{answered}");
+    let three = format!(
+        "[{},{},{}]",
+        call(1, "eth_chainId"),
+        call(2, "eth_chainId"),
+        call(3, "eth_chainId")
+    );
+    let refused = raw_post(&addr, &three).await;
+    assert!(!refused.contains("\"result\""), "{refused}");
+    assert!(refused.contains("\"error\""), "{refused}");
+    cluster.stop().await;
+}

@@ -69,13 +69,13 @@ pub use tx::{EthTxApiServer, MAX_TX_BYTES, Submitter};
 pub use txpool::TxPoolApiServer;
 pub use watch::{WatchApiServer, Watcher};
 
-/// Largest request body we read (a batch of raw transactions fits comfortably).
+/// Default largest request body read (a batch of raw transactions fits comfortably).
 pub const MAX_REQUEST_BYTES: u32 = 5 * 1024 * 1024;
-/// Largest answer we send (one call's, or a whole batch's).
+/// Default largest answer sent (one call's, or a whole batch's).
 pub const MAX_RESPONSE_BYTES: u32 = 10 * 1024 * 1024;
-/// Most calls in one JSON-RPC batch.
+/// Default most calls in one JSON-RPC batch.
 pub const MAX_BATCH_LEN: u32 = 100;
-/// Limits on who holds the server's sockets.
+/// Limits on who holds the server's sockets, and how much one request may be.
 #[derive(Debug, Clone)]
 pub struct ConnectionLimits {
     /// Most open connections (wallets, dapps, and followers forwarding writes).
@@ -84,6 +84,13 @@ pub struct ConnectionLimits {
     pub per_ip: u32,
     /// Most subscriptions one WebSocket connection may hold.
     pub subscriptions_per_connection: u32,
+    /// Largest request body (HTTP) or message (WebSocket) read; larger: 413 or
+    /// `-32007`.
+    pub max_request_bytes: u32,
+    /// Largest answer sent, a batch's whole; larger: `-32008`.
+    pub max_response_bytes: u32,
+    /// Most calls in one batch; more: the batch is refused.
+    pub max_batch_len: u32,
 }
 
 /// Why the RPC server could not start.
@@ -158,10 +165,11 @@ pub async fn serve(
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let addr = listener.local_addr()?;
+    let max_response_bytes = limits.max_response_bytes as usize;
     let config = ServerConfig::builder()
-        .max_request_body_size(MAX_REQUEST_BYTES)
-        .max_response_body_size(MAX_RESPONSE_BYTES)
-        .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH_LEN))
+        .max_request_body_size(limits.max_request_bytes)
+        .max_response_body_size(limits.max_response_bytes)
+        .set_batch_request_config(BatchRequestConfig::Limit(limits.max_batch_len))
         .max_connections(limits.max_connections)
         .max_subscriptions_per_connection(limits.subscriptions_per_connection)
         .set_id_provider(ids::HexIds::default())
@@ -172,7 +180,10 @@ pub async fn serve(
     let services = Server::builder()
         .set_config(config)
         .set_http_middleware(http)
-        .set_rpc_middleware(RpcServiceBuilder::new().layer_fn(metered::Metered::new))
+        .set_rpc_middleware(
+            RpcServiceBuilder::new()
+                .layer_fn(move |service| metered::Metered::new(service, max_response_bytes)),
+        )
         .to_service_builder();
     let (stop, handle) = stop_channel();
     let serve_one = {

@@ -15,19 +15,20 @@ use jsonrpsee::{
     types::{ErrorCode, Request},
 };
 
-use crate::MAX_RESPONSE_BYTES;
-
 /// Wraps each connection's RPC service; one per connection.
 #[derive(Debug, Clone)]
 pub(crate) struct Metered<S> {
     service: S,
+    /// Largest batch answer, in bytes (the server's response limit).
+    max_response_bytes: usize,
     _connection: Arc<Open>,
 }
 
 impl<S> Metered<S> {
-    pub(crate) fn new(service: S) -> Self {
+    pub(crate) fn new(service: S, max_response_bytes: usize) -> Self {
         Self {
             service,
+            max_response_bytes,
             _connection: Arc::new(Open::new("baton_rpc_connections")),
         }
     }
@@ -95,7 +96,7 @@ where
     fn batch<'a>(&self, batch: Batch<'a>) -> impl Future<Output = Self::BatchResponse> + Send + 'a {
         let this = self.clone();
         async move {
-            let mut responses = BatchResponseBuilder::new_with_limit(MAX_RESPONSE_BYTES as usize);
+            let mut responses = BatchResponseBuilder::new_with_limit(this.max_response_bytes);
             let mut notified = false;
             for entry in batch {
                 let response = match entry {

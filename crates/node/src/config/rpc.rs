@@ -49,6 +49,15 @@ pub struct RpcArgs {
     /// Most subscriptions one WebSocket connection may hold [default: 64].
     #[arg(long)]
     pub rpc_subscriptions_per_connection: Option<u32>,
+    /// Largest request body or WebSocket message read, in bytes [default: 5242880].
+    #[arg(long)]
+    pub rpc_max_request_bytes: Option<u32>,
+    /// Largest answer sent (a batch's whole), in bytes [default: 10485760].
+    #[arg(long)]
+    pub rpc_max_response_bytes: Option<u32>,
+    /// Most calls in one JSON-RPC batch [default: 100].
+    #[arg(long)]
+    pub rpc_max_batch_len: Option<u32>,
     /// Most blocks one eth_getLogs scans, and one filter poll reports [default: 10000].
     #[arg(long)]
     pub rpc_max_blocks_per_filter: Option<u64>,
@@ -98,6 +107,13 @@ impl RpcArgs {
             max_connections: self.rpc_max_connections.unwrap_or(1_024),
             per_ip: self.rpc_max_connections_per_ip.unwrap_or(128),
             subscriptions_per_connection: self.rpc_subscriptions_per_connection.unwrap_or(64),
+            max_request_bytes: self
+                .rpc_max_request_bytes
+                .unwrap_or(baton_rpc::MAX_REQUEST_BYTES),
+            max_response_bytes: self
+                .rpc_max_response_bytes
+                .unwrap_or(baton_rpc::MAX_RESPONSE_BYTES),
+            max_batch_len: self.rpc_max_batch_len.unwrap_or(baton_rpc::MAX_BATCH_LEN),
         };
         let default_queries = QueryLimits::default();
         let queries = QueryLimits {
@@ -122,6 +138,15 @@ impl RpcArgs {
                 u64::from(connections.max_connections),
             ),
             ("rpc_max_connections_per_ip", u64::from(connections.per_ip)),
+            (
+                "rpc_max_request_bytes",
+                u64::from(connections.max_request_bytes),
+            ),
+            (
+                "rpc_max_response_bytes",
+                u64::from(connections.max_response_bytes),
+            ),
+            ("rpc_max_batch_len", u64::from(connections.max_batch_len)),
             ("rpc_max_blocks_per_filter", queries.max_blocks_per_filter),
             (
                 "rpc_max_logs_per_response",
