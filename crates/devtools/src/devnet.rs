@@ -59,6 +59,10 @@ pub struct DevnetArgs {
     /// Block gas limit of the dev chain [default: 150M].
     #[arg(long)]
     pub gas_limit: Option<u64>,
+    /// Least gap between two preconfirmation frames to one subscriber, in ms
+    /// [default: the node's, 20].
+    #[arg(long)]
+    pub flashblock_interval_ms: Option<u64>,
 }
 
 pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
@@ -116,6 +120,7 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
             extra.data.dev_mnemonic = Some(mnemonic.to_string());
             extra.data.dev_unlocked = Some(true);
             extra.sequencer.rotation_blocks = Some(args.rotation_blocks);
+            extra.rpc.flashblock_interval_ms = args.flashblock_interval_ms;
             extra.data.genesis = genesis;
             extra
         },
