@@ -60,7 +60,7 @@ pub struct DevnetArgs {
     #[arg(long)]
     pub gas_limit: Option<u64>,
     /// Least gap between two preconfirmation frames to one subscriber, in ms
-    /// [default: the node's, 20].
+    /// [default: the node's, 50].
     #[arg(long)]
     pub flashblock_interval_ms: Option<u64>,
 }

@@ -85,7 +85,7 @@ impl EthHandler {
 }
 
 /// The default least gap between two preconfirmation frames to one subscriber.
-pub const DEFAULT_FLASHBLOCK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
+pub const DEFAULT_FLASHBLOCK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[rpc(server)]
 pub trait EthBlocksApi {

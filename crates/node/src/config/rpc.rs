@@ -72,7 +72,7 @@ pub struct RpcArgs {
     #[arg(long)]
     pub rpc_max_filter_bytes: Option<usize>,
     /// Least gap between two preconfirmation frames to one subscriber, in ms;
-    /// batches applied faster are merged into one frame [default: 20].
+    /// batches applied faster are merged into one frame [default: 50].
     #[arg(long)]
     pub flashblock_interval_ms: Option<u64>,
 }
