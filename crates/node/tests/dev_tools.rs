@@ -651,10 +651,7 @@ async fn simulated_blocks_build_on_the_head_and_commit_nothing() {
         .request("eth_blockNumber", rpc_params![])
         .await
         .expect("head");
-    let blocks: Vec<Value> = rpc
-        .request("eth_simulateV1", rpc_params![payload, "latest"])
-        .await
-        .expect("eth_simulateV1");
+    let blocks = simulate_while_the_chain_moves(&rpc, payload).await;
     assert_eq!(blocks.len(), 3);
     let head_block: Value = rpc
         .request(
@@ -698,13 +695,7 @@ async fn simulated_blocks_build_on_the_head_and_commit_nothing() {
     assert_eq!(reverted["error"]["code"], json!(3), "{reverted}");
 
     // An empty simulation on the head keeps its state root.
-    let empty: Vec<Value> = rpc
-        .request(
-            "eth_simulateV1",
-            rpc_params![json!({"blockStateCalls": [{}]})],
-        )
-        .await
-        .expect("one empty block");
+    let empty = simulate_while_the_chain_moves(&rpc, json!({"blockStateCalls": [{}]})).await;
     let latest: Value = rpc
         .request("eth_getBlockByNumber", rpc_params!["latest", false])
         .await
@@ -743,4 +734,23 @@ async fn simulated_blocks_build_on_the_head_and_commit_nothing() {
         .expect("balance");
     assert_eq!(balance, U256::from(1));
     cluster.stop().await;
+}
+
+/// `eth_simulateV1` of `payload` on `latest`, sent again while the node answers
+/// that a block was sealed during the simulation (its error says to retry).
+async fn simulate_while_the_chain_moves(
+    rpc: &jsonrpsee::http_client::HttpClient,
+    payload: Value,
+) -> Vec<Value> {
+    for _ in 0..20 {
+        match rpc
+            .request::<Vec<Value>, _>("eth_simulateV1", rpc_params![payload.clone(), "latest"])
+            .await
+        {
+            Err(jsonrpsee::core::ClientError::Call(error))
+                if error.message().contains("the chain moved on") => {}
+            answer => return answer.expect("eth_simulateV1"),
+        }
+    }
+    panic!("the chain moved on during 20 simulations in a row");
 }
