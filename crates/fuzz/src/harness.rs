@@ -96,7 +96,8 @@ impl Harness {
         });
         let methods = cluster.nodes[&1].rpc_methods().clone();
         let consensus = cluster.nodes[&1].consensus().clone();
-        let p2p = tcp_address(&cluster.configs[&1].cluster.p2p_addr.to_string());
+        let p2p = baton_p2p::tcp_socket_addr(&cluster.configs[&1].cluster.p2p_addr)
+            .expect("the node listens on TCP");
         let mut names: Vec<&'static str> = methods.method_names().collect();
         names.sort_unstable();
         Self {
@@ -261,14 +262,6 @@ impl Scratch {
         };
         self.open
             .get_or_insert_with(|| BlockBuilder::new(self.store.clone(), self.chain_id, start))
-    }
-}
-
-/// The TCP address of a `/ip4/A/tcp/P` multiaddr.
-fn tcp_address(multiaddr: &str) -> std::net::SocketAddr {
-    match multiaddr.split('/').collect::<Vec<_>>()[..] {
-        ["", "ip4", ip, "tcp", port] => format!("{ip}:{port}").parse().expect("ip:port"),
-        _ => panic!("not an /ip4/…/tcp/… address: {multiaddr}"),
     }
 }
 

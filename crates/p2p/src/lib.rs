@@ -26,6 +26,7 @@ pub use libp2p::{Multiaddr, PeerId, identity::Keypair};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::swarm::Command;
+pub use crate::swarm::tcp_socket_addr;
 
 /// Result of this crate's operations.
 pub type Result<T, E = P2pError> = std::result::Result<T, E>;

@@ -151,7 +151,7 @@ fn listen(swarm: &mut Swarm<Behaviour>, addr: &Multiaddr) -> Result<()> {
 }
 
 /// `/ip4|ip6/<addr>/tcp/<port>`, optionally ending in `/p2p/<id>` as libp2p-tcp allows.
-fn tcp_socket_addr(addr: &Multiaddr) -> Option<SocketAddr> {
+pub fn tcp_socket_addr(addr: &Multiaddr) -> Option<SocketAddr> {
     let mut parts = addr.iter();
     let ip = match parts.next()? {
         Protocol::Ip4(ip) => IpAddr::from(ip),
