@@ -48,9 +48,7 @@ async fn an_endless_call_is_stopped_at_the_time_limit_with_a_clear_error() {
             .request::<serde_json::Value, _>(method, rpc_params![json!({ "data": ENDLESS })])
             .await
             .expect_err("an endless loop cannot finish");
-        let ClientError::Call(error) = error else {
-            panic!("{method}: not a JSON-RPC error: {error}");
-        };
+        let error = call_error(error, method);
         assert_eq!(error.code(), -32000, "{method}");
         assert_eq!(
             error.message(),
@@ -315,6 +313,14 @@ async fn hold_a_place(url: &str) -> jsonrpsee::ws_client::WsClient {
 }
 
 /// POSTs `body` on a fresh connection and returns the whole answer, head and body.
+/// The JSON-RPC error object `error` carries; a transport error fails the test.
+fn call_error(error: ClientError, what: &str) -> jsonrpsee::types::ErrorObjectOwned {
+    let ClientError::Call(error) = error else {
+        panic!("{what}: not a JSON-RPC error: {error}");
+    };
+    error
+}
+
 async fn raw_post(addr: &str, body: &str) -> String {
     let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let request = format!(
@@ -357,9 +363,7 @@ async fn filters_and_log_subscriptions_are_bounded_by_the_bytes_they_hold() {
         json!({ "address": addresses })
     };
     let limit = |error: ClientError, what: &str| {
-        let ClientError::Call(error) = error else {
-            panic!("{what}: not a JSON-RPC error: {error}");
-        };
+        let error = call_error(error, what);
         assert_eq!(error.code(), -32005, "{what}: {}", error.message());
         error.message().to_string()
     };
@@ -491,9 +495,7 @@ async fn a_log_query_wider_than_the_configured_range_is_refused() {
         )
         .await
         .expect_err("six blocks are not");
-    let ClientError::Call(error) = error else {
-        panic!("not a JSON-RPC error: {error}");
-    };
+    let error = call_error(error, "eth_getLogs");
     assert_eq!(error.code(), -32602);
     assert_eq!(error.message(), "block range of 6 exceeds the limit of 5");
     cluster.stop().await;
