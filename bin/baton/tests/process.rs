@@ -36,6 +36,7 @@ fn spec(dir: &Path) -> ClusterSpec {
         block_time_ms: 500,
         extra: NodeArgs::default(),
         netns: false,
+        joiners: 0,
     }
 }
 
@@ -751,4 +752,61 @@ fn a_data_dir_of_another_chain_is_refused() {
             .expect("identity");
     }
     assert_clear_failure(run_node(&["--config", &config]), "belongs to another chain");
+}
+
+/// A new member, with real processes, on a chain whose log was purged behind a
+/// snapshot: it catches up by the chunked snapshot (DESIGN §6: sent in chunks,
+/// resumable, installed atomically). SIGKILLed as the first chunks reach it and
+/// restarted, its data dir still opens and it catches up all the same; it is
+/// promoted, and every member holds the same chain (invariant 4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_member_killed_mid_snapshot_still_catches_up() {
+    const TOKEN: &str = "process-test-admin-token-join";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut spec = spec(dir.path());
+    spec.nodes = 4;
+    spec.joiners = 1;
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN).expect("token file");
+    spec.extra.rpc.admin_token_file = Some(token_file);
+    // Snapshots every 16 KiB of log, 16 entries kept behind them, sent 8 bytes a
+    // chunk: the newcomer must take a snapshot, in so many chunks (some 20,000)
+    // that the transfer lasts long enough to be cut off.
+    spec.extra.data.snapshot_log_bytes = Some(16 << 10);
+    spec.extra.data.snapshot_keep_entries = Some(16);
+    spec.extra.data.snapshot_chunk_bytes = Some(8);
+    let mut cluster = Cluster::create(&spec).expect("cluster");
+    cluster.start_all().expect("start");
+    let leader = cluster.wait_for_leader(LONG).await.expect("leader");
+    let url = cluster.node(leader).expect("leader").rpc_url.clone();
+
+    let signer = PrivateKeySigner::from_bytes(&dev_accounts(1)[0].private_key).expect("key");
+    let mut acked = Vec::new();
+    for nonce in 0..300 {
+        acked.push(send_until_acked(&url, &signer, nonce).await);
+    }
+    let deadline = Instant::now() + LONG;
+    while metric(&url, "baton_snapshots_built_total").await < 2.0 {
+        assert!(Instant::now() < deadline, "the leader built no snapshot");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let joined = baton_devtools::join::add_member(&mut cluster, TOKEN, true)
+        .await
+        .expect("the new member is added, caught up and promoted");
+    assert_eq!(joined.crashes, 1, "killed while the snapshot arrived");
+    assert!(joined.sent_bytes > 0.0, "it caught up by snapshot");
+    let head = cluster.max_head().await.expect("head");
+    reach_and_agree(&cluster, head + 2, "the promoted member follows").await;
+    let four = cluster.node(4).expect("node 4").rpc_url.clone();
+    assert_included_once(&four, signer.address(), &acked).await;
+    cluster.stop_all(Duration::from_secs(5));
+}
+
+/// Metric `name` on the node at `url` (0 while it is absent).
+async fn metric(url: &str, name: &str) -> f64 {
+    let page = client::metrics(url, Duration::from_secs(2))
+        .await
+        .expect("metrics");
+    client::metric(&page, name).unwrap_or(0.0)
 }

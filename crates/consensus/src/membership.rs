@@ -11,8 +11,9 @@ use openraft::ChangeMembers;
 use crate::{Consensus, ConsensusError};
 
 impl Consensus {
-    /// Adds `id` as a non-voter and waits until it has replicated the membership
-    /// entry; with `voter`, then promotes it.
+    /// Adds `id` as a non-voter and waits until it holds the entry that added it
+    /// (by replication, or by snapshot when the log it needs was purged); with
+    /// `voter`, then promotes it.
     pub async fn add_member(
         &self,
         id: NodeId,
@@ -21,10 +22,36 @@ impl Consensus {
     ) -> Result<(), ConsensusError> {
         let known = self.members().into_iter().find(|m| m.id == id);
         if known.is_none() {
-            self.raft
+            let added = self
+                .raft
                 .add_learner(id, member, true)
                 .await
                 .map_err(|e| ConsensusError::raft(e, ConsensusError::write))?;
+            // openraft answers once the new member is within its lag threshold
+            // (5,000 entries), which on a short log is at once: wait for the entry
+            // itself, so that an answer means the member has caught up.
+            let index = added.log_id.index();
+            let metrics = self
+                .raft
+                .wait(None)
+                .metrics(
+                    |m| {
+                        m.replication.as_ref().is_none_or(|progress| {
+                            progress
+                                .get(&id)
+                                .and_then(Option::as_ref)
+                                .is_some_and(|matched| matched.index() >= index)
+                        })
+                    },
+                    "the new member to hold the entry that added it",
+                )
+                .await
+                .map_err(|e| ConsensusError::Stopped(e.to_string()))?;
+            if metrics.replication.is_none() {
+                return Err(ConsensusError::NotLeader {
+                    leader: metrics.current_leader,
+                });
+            }
         }
         if voter {
             self.raft

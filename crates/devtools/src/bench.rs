@@ -68,9 +68,12 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 /// A benchmark's own local cluster on free ports (under `data_dir`, or a temporary
 /// dir kept alive by the returned guard), started and with a leader.
+/// Creates `spec`'s cluster plus `joiners` nodes that wait to be added, and starts
+/// the founders.
 pub(crate) async fn start_cluster(
     spec: &BenchCluster,
     mut extra: NodeArgs,
+    joiners: usize,
 ) -> eyre::Result<(tempfile::TempDir, Cluster)> {
     let temp = tempfile::Builder::new().prefix("baton-bench-").tempdir()?;
     let data_dir = spec
@@ -99,13 +102,14 @@ pub(crate) async fn start_cluster(
     }
     let mut cluster = Cluster::create(&ClusterSpec {
         binary: std::env::current_exe()?,
-        nodes: spec.nodes,
+        nodes: spec.nodes + joiners,
         data_dir,
         rpc_port: 0,
         p2p_port: 0,
         block_time_ms: spec.block_time_ms,
         extra,
         netns: spec.netns,
+        joiners,
     })?;
     cluster.start_all()?;
     // A large genesis takes a while to load on first start.
@@ -114,7 +118,7 @@ pub(crate) async fn start_cluster(
 }
 
 pub async fn failover(args: FailoverArgs) -> eyre::Result<()> {
-    let (_temp, mut cluster) = start_cluster(&args.cluster, NodeArgs::default()).await?;
+    let (_temp, mut cluster) = start_cluster(&args.cluster, NodeArgs::default(), 0).await?;
     cluster.wait_for_height(2, Duration::from_secs(30)).await?;
 
     let block_time = Duration::from_millis(args.cluster.block_time_ms);
@@ -234,7 +238,7 @@ pub async fn rotation(args: RotationArgs) -> eyre::Result<()> {
     }
     let mut extra = NodeArgs::default();
     extra.sequencer.rotation_blocks = Some(args.every);
-    let (_temp, mut cluster) = start_cluster(&args.cluster, extra).await?;
+    let (_temp, mut cluster) = start_cluster(&args.cluster, extra, 0).await?;
     cluster.wait_for_height(2, Duration::from_secs(30)).await?;
     let observer = cluster.nodes[0].rpc_url.clone();
     let timeout = Duration::from_millis(500);

@@ -41,6 +41,9 @@ pub struct ClusterSpec {
     /// Each node in a network namespace of its own (see [`Netns`]; needs root), at
     /// its own address with the default ports, instead of all on 127.0.0.1.
     pub netns: bool,
+    /// The last this many nodes join the running cluster (`join = true`) instead
+    /// of founding it: the founders do not list them, and they wait to be added.
+    pub joiners: usize,
 }
 
 /// One member of a local cluster.
@@ -48,6 +51,10 @@ pub struct ClusterSpec {
 pub struct ClusterNode {
     pub id: NodeId,
     pub rpc_url: String,
+    /// Its p2p address, ending in `/p2p/<peer id>` (as `conductor_addServer*` take it).
+    pub p2p_addr: String,
+    /// It founds the cluster (else it waits to be added).
+    pub founder: bool,
     pub config_path: PathBuf,
     pub log_path: PathBuf,
     child: Option<Child>,
@@ -108,9 +115,10 @@ impl Cluster {
     /// Creates every node's key and config file under `spec.data_dir` (keeping
     /// keys that already exist, so a cluster can be restarted on the same dir).
     pub fn create(spec: &ClusterSpec) -> eyre::Result<Self> {
-        if spec.nodes == 0 {
-            bail!("a cluster needs at least one node");
+        if spec.nodes <= spec.joiners {
+            bail!("a cluster needs at least one founding node");
         }
+        let founders = spec.nodes - spec.joiners;
         let netns = spec.netns.then(|| Netns::create(spec.nodes)).transpose()?;
         let mut members = Vec::new();
         let mut listen = Vec::new();
@@ -135,11 +143,17 @@ impl Cluster {
             listen.push((dir, SocketAddr::from((ip, rpc))));
         }
         let mut nodes = Vec::new();
-        for (member, (dir, rpc)) in members.iter().zip(listen) {
+        for (i, (member, (dir, rpc))) in members.iter().zip(listen).enumerate() {
+            let founder = i < founders;
             let mut own = NodeArgs::default();
             own.cluster.id = Some(member.id);
             own.cluster.p2p_addr = Some(member.p2p_addr.clone());
-            own.cluster.members = members.clone();
+            own.cluster.members = if founder {
+                members[..founders].to_vec()
+            } else {
+                members.clone()
+            };
+            own.cluster.join = (!founder).then_some(true);
             own.data.data_dir = Some(dir.clone());
             own.rpc.rpc_addr = Some(rpc);
             own.timing.block_time_ms = Some(spec.block_time_ms);
@@ -150,6 +164,8 @@ impl Cluster {
             nodes.push(ClusterNode {
                 id: member.id,
                 rpc_url: member.rpc_url.clone(),
+                p2p_addr: format!("{}/p2p/{}", member.p2p_addr, member.peer_id),
+                founder,
                 log_path: dir.join("node.log"),
                 config_path,
                 child: None,
@@ -227,8 +243,14 @@ impl Cluster {
         Ok(())
     }
 
+    /// Starts every founding node (joiners are started when they are to be added).
     pub fn start_all(&mut self) -> eyre::Result<()> {
-        let ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        let ids: Vec<NodeId> = self
+            .nodes
+            .iter()
+            .filter(|n| n.founder)
+            .map(|n| n.id)
+            .collect();
         ids.into_iter().try_for_each(|id| self.start(id))
     }
 

@@ -23,6 +23,9 @@ use jsonrpsee::{
 use crate::{client, status};
 
 const PATIENCE: Duration = Duration::from_secs(5);
+/// How long adding a member may take: the call returns once it has caught up,
+/// which on a long chain means receiving a snapshot of all of it.
+pub(crate) const CATCH_UP_PATIENCE: Duration = Duration::from_secs(3_600);
 
 #[derive(Debug, Args)]
 pub struct CtlArgs {
@@ -94,12 +97,13 @@ fn token(args: &CtlArgs) -> eyre::Result<String> {
     })
 }
 
-fn admin(url: &str, token: &str) -> eyre::Result<HttpClient> {
+/// A client of `url`'s admin methods, waiting at most `patience` for an answer.
+pub(crate) fn admin(url: &str, token: &str, patience: Duration) -> eyre::Result<HttpClient> {
     let mut headers = HeaderMap::new();
     headers.insert("authorization", format!("Bearer {token}").parse()?);
     Ok(HttpClientBuilder::default()
         .set_headers(headers)
-        .request_timeout(PATIENCE)
+        .request_timeout(patience)
         .build(url)?)
 }
 
@@ -164,7 +168,7 @@ pub async fn run(args: CtlArgs) -> eyre::Result<()> {
                                 .map_or("unreachable".to_string(), |s| s.readiness.to_string())
                         );
                     }
-                    admin(&leader, &token)?
+                    admin(&leader, &token, PATIENCE)?
                         .request::<(), _>(
                             "conductor_transferLeaderToServer",
                             rpc_params![to.to_string(), member.addr.clone()],
@@ -174,7 +178,7 @@ pub async fn run(args: CtlArgs) -> eyre::Result<()> {
                     println!("leadership handed to node {to}");
                 }
                 None => {
-                    admin(&leader, &token)?
+                    admin(&leader, &token, PATIENCE)?
                         .request::<(), _>("conductor_transferLeader", rpc_params![])
                         .await?;
                     println!("leadership handed to the next ready member");
@@ -195,7 +199,7 @@ pub async fn run(args: CtlArgs) -> eyre::Result<()> {
                 bail!("node {} is not a member", node.unwrap_or_default());
             }
             for member in targets {
-                admin(&member.rpc_url, &token)?
+                admin(&member.rpc_url, &token, PATIENCE)?
                     .request::<(), _>(method, rpc_params![])
                     .await
                     .wrap_err_with(|| format!("{method} on node {}", member.id))?;
@@ -213,7 +217,7 @@ pub async fn run(args: CtlArgs) -> eyre::Result<()> {
             } else {
                 "conductor_addServerAsNonvoter"
             };
-            admin(&leader_url(&cluster)?, &token)?
+            admin(&leader_url(&cluster)?, &token, CATCH_UP_PATIENCE)?
                 .request::<(), _>(method, rpc_params![id.to_string(), addr, 0, rpc_url])
                 .await?;
             println!(
@@ -229,7 +233,7 @@ pub async fn run(args: CtlArgs) -> eyre::Result<()> {
             if member.suffrage == Suffrage::Voter {
                 bail!("node {id} already votes");
             }
-            admin(&leader_url(&cluster)?, &token)?
+            admin(&leader_url(&cluster)?, &token, CATCH_UP_PATIENCE)?
                 .request::<(), _>(
                     "conductor_addServerAsVoter",
                     rpc_params![
@@ -243,7 +247,7 @@ pub async fn run(args: CtlArgs) -> eyre::Result<()> {
             println!("node {id} promoted to voter");
         }
         CtlCommand::RemoveMember { id } => {
-            admin(&leader_url(&cluster)?, &token)?
+            admin(&leader_url(&cluster)?, &token, PATIENCE)?
                 .request::<(), _>("conductor_removeServer", rpc_params![id.to_string(), 0])
                 .await?;
             println!("node {id} removed");

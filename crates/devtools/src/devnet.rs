@@ -125,6 +125,7 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
             extra
         },
         netns: false,
+        joiners: 0,
     })?;
     cluster.start_all()?;
     let ready = async {

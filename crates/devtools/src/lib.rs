@@ -5,7 +5,7 @@
 //! - [`cluster`]: a local cluster of child processes ([`cluster::Cluster`]), on
 //!   127.0.0.1 or each node in a network namespace of its own ([`netns`]).
 //! - [`devnet`], [`status`], [`ctl`]: `baton devnet`, `baton status` and the operator's
-//!   `baton ctl`.
+//!   `baton ctl`; [`join`]: adding a member to a local cluster, measured.
 //! - [`bench`], [`tps`]: failover, rotation and throughput benchmarks; [`genesis`]: genesis
 //!   files with more state.
 //! - [`chaos`]: seeded faults and storage torture, then the history check.
@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod ctl;
 pub mod devnet;
 pub mod genesis;
+pub mod join;
 pub mod netns;
 pub mod status;
 pub mod tps;

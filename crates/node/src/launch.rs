@@ -14,7 +14,7 @@ use baton_p2p::{Network, P2pConfig, load_or_create_key};
 use baton_primitives::{ChainSpec, mnemonic_accounts};
 use baton_rpc::{
     BatonHandler, ConductorHandler, EthHandler, ExecPool, FaultHandler, Handlers, NetHandler,
-    Submitter, Unlocked, Watcher, Web3Handler,
+    Outboxes, Submitter, Unlocked, Watcher, Web3Handler,
 };
 use baton_sequencer::{Sequencer, SequencerConfig};
 use baton_storage::{DATA_FORMAT, Identity, RaftStore, Store};
@@ -194,8 +194,9 @@ pub async fn launch(
         submitter.clone().serve_forwarded(forwarded_writes),
     );
     let admin_token: Option<Arc<str>> = config.rpc.admin_token.as_deref().map(Into::into);
+    let outboxes = Outboxes::new(config.rpc.connections.subscription_buffer_bytes);
     let handlers = Handlers {
-        watch: Watcher::new(consensus.clone(), store.clone()),
+        watch: Watcher::new(consensus.clone(), store.clone(), outboxes.clone()),
         eth: EthHandler::new(
             spec.chain_id,
             consensus.clone(),
@@ -205,6 +206,7 @@ pub async fn launch(
                 .wrap_err("cannot start the RPC execution threads")?,
         )
         .with_flashblock_interval(config.rpc.flashblock_interval)
+        .with_outboxes(outboxes)
         .with_query_limits(config.rpc.queries.clone())
         .with_unlocked(Unlocked::new(&unlocked))
         .with_state_history(config.data.state_history_blocks),

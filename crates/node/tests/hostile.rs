@@ -312,7 +312,6 @@ async fn hold_a_place(url: &str) -> jsonrpsee::ws_client::WsClient {
     }
 }
 
-/// POSTs `body` on a fresh connection and returns the whole answer, head and body.
 /// The JSON-RPC error object `error` carries; a transport error fails the test.
 fn call_error(error: ClientError, what: &str) -> jsonrpsee::types::ErrorObjectOwned {
     let ClientError::Call(error) = error else {
@@ -321,6 +320,7 @@ fn call_error(error: ClientError, what: &str) -> jsonrpsee::types::ErrorObjectOw
     error
 }
 
+/// POSTs `body` on a fresh connection and returns the whole answer, head and body.
 async fn raw_post(addr: &str, body: &str) -> String {
     let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let request = format!(
@@ -634,4 +634,183 @@ async fn request_and_response_sizes_follow_the_configuration() {
     assert!(!refused.contains("\"result\""), "{refused}");
     assert!(refused.contains("\"error\""), "{refused}");
     cluster.stop().await;
+}
+
+/// A WebSocket subscriber that stops reading holds at most the configured bytes of
+/// notifications on the node: its subscription ends with an error notification
+/// naming the limit (read once it reads again), its connection still answers calls,
+/// and a subscriber on another connection that reads gets every transaction.
+/// Invariant 5 too: the node keeps its leadership throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_subscriber_that_stops_reading_is_dropped_at_the_byte_limit() {
+    const BUDGET: usize = 256 << 10;
+    const TXS: u64 = 40;
+    let cluster = TestCluster::start_with(1, 300, RARE_SNAPSHOTS, |_, config| {
+        config.rpc.connections.subscription_buffer_bytes = BUDGET;
+    })
+    .await;
+    let node = cluster.wait_for_leader(LONG).await;
+    let addr = cluster.nodes[&node].rpc_addr().to_string();
+    let http = HttpClientBuilder::default()
+        .build(cluster.url(node))
+        .expect("client");
+
+    let mut stalled = RawWebSocket::connect(&addr).await;
+    stalled
+        .send(r#"{"jsonrpc":"2.0","id":1,"method":"eth_subscribe","params":["newFlashblocks"]}"#)
+        .await;
+    let subscribed = stalled.next_json().await;
+    assert!(subscribed["result"].is_string(), "{subscribed}");
+    let reader = WsClientBuilder::default()
+        .max_response_size(64 << 20)
+        .build(cluster.url(node).replace("http://", "ws://"))
+        .await
+        .expect("ws");
+    let mut transactions = reader
+        .subscribe::<serde_json::Value, _>(
+            "eth_subscribe",
+            rpc_params!["newFlashblockTransactions"],
+            "eth_unsubscribe",
+        )
+        .await
+        .expect("newFlashblockTransactions");
+
+    // 40 transactions of 100 KB calldata: each frame carries them raw (200 KB of
+    // hex apiece), some 8 MB in all, far over the budget and the socket's buffers.
+    let key = alloy_signer_local::PrivateKeySigner::from_bytes(
+        &baton_primitives::dev_accounts(1)[0].private_key,
+    )
+    .expect("key");
+    let wallet = alloy_network::EthereumWallet::from(key);
+    let mut hashes = Vec::new();
+    for nonce in 0..TXS {
+        let bulky = alloy_rpc_types_eth::TransactionRequest::default()
+            .to(alloy_primitives::Address::repeat_byte(0x55))
+            .input(vec![0u8; 100_000].into())
+            .gas_limit(1_500_000);
+        let (hash, raw) = baton_testing::signed_raw(bulky, nonce, &wallet).await;
+        let acked: alloy_primitives::B256 = http
+            .request("eth_sendRawTransaction", rpc_params![raw])
+            .await
+            .expect("sent");
+        assert_eq!(acked, hash);
+        hashes.push(hash);
+    }
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < hashes.len() {
+        let tx = tokio::time::timeout(LONG, transactions.next())
+            .await
+            .expect("the reading subscriber gets every transaction in time")
+            .expect("stream open")
+            .expect("a transaction");
+        seen.insert(tx["hash"].as_str().expect("hash").to_string());
+    }
+    assert!(
+        hashes.iter().all(|h| seen.contains(&format!("{h:#x}"))),
+        "the reading subscriber saw every transaction"
+    );
+
+    // A notification waits at most 5 s for room; then the stalled subscriber reads
+    // again: frames, then the reason it was dropped.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let deadline = Instant::now() + LONG;
+    let reason = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no error notification: the stalled subscriber was never dropped"
+        );
+        let message = stalled.next_json().await;
+        if let Some(error) = message["params"]["error"].as_str() {
+            break error.to_string();
+        }
+        assert_eq!(message["method"], json!("eth_subscription"), "{message}");
+    };
+    assert!(
+        reason.contains("read too slowly") && reason.contains(&format!("{BUDGET} bytes")),
+        "{reason}"
+    );
+    stalled
+        .send(r#"{"jsonrpc":"2.0","id":2,"method":"eth_blockNumber","params":[]}"#)
+        .await;
+    let answer = stalled.next_json().await;
+    assert_eq!(answer["id"], json!(2), "{answer}");
+    assert!(
+        answer["result"].is_string(),
+        "the connection still answers: {answer}"
+    );
+    assert_eq!(cluster.status(node).leader_id, Some(node));
+    cluster.stop().await;
+}
+
+/// A WebSocket client by hand, so that it can stop reading: a small receive
+/// buffer, masked text frames out, whole messages in.
+struct RawWebSocket {
+    socket: tokio::net::TcpStream,
+}
+
+impl RawWebSocket {
+    async fn connect(addr: &str) -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4_096).expect("receive buffer");
+        let mut socket = socket
+            .connect(addr.parse().expect("address"))
+            .await
+            .expect("connect");
+        let upgrade = format!(
+            "GET / HTTP/1.1\r\nhost: {addr}\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
+             sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n\r\n"
+        );
+        socket.write_all(upgrade.as_bytes()).await.expect("write");
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(socket.read_u8().await.expect("upgrade answer"));
+        }
+        let head = String::from_utf8_lossy(&head);
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        Self { socket }
+    }
+
+    /// Sends `text` as one masked text frame (an all-zero mask).
+    async fn send(&mut self, text: &str) {
+        let mut frame = vec![0x81u8];
+        match text.len() {
+            len @ 0..=125 => frame.push(0x80 | len as u8),
+            len => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&u16::try_from(len).expect("short").to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&[0; 4]);
+        frame.extend_from_slice(text.as_bytes());
+        self.socket.write_all(&frame).await.expect("send");
+    }
+
+    /// The next whole text message, as JSON (pings and pongs skipped).
+    async fn next_json(&mut self) -> serde_json::Value {
+        let mut message = Vec::new();
+        loop {
+            let read = async {
+                let first = self.socket.read_u8().await?;
+                let len = match self.socket.read_u8().await? & 0x7f {
+                    126 => u64::from(self.socket.read_u16().await?),
+                    127 => self.socket.read_u64().await?,
+                    len => u64::from(len),
+                };
+                let mut payload = vec![0; usize::try_from(len).expect("fits")];
+                self.socket.read_exact(&mut payload).await?;
+                std::io::Result::Ok((first, payload))
+            };
+            let (first, payload) = tokio::time::timeout(LONG, read)
+                .await
+                .expect("a message in time")
+                .expect("read");
+            if first & 0x0f >= 0x8 {
+                continue;
+            }
+            message.extend_from_slice(&payload);
+            if first & 0x80 != 0 {
+                return serde_json::from_slice(&message).expect("JSON");
+            }
+        }
+    }
 }

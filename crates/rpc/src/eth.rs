@@ -16,6 +16,7 @@ use crate::{
     filters::Filters,
     internal,
     logs::QueryLimits,
+    outbox::Outboxes,
     tx::{SealedTx, Submitter, pending_txs},
 };
 
@@ -36,6 +37,8 @@ pub struct EthHandler {
     pub(crate) exec: ExecPool,
     /// At most one preconfirmation frame per subscriber this often.
     pub(crate) flashblock_interval: std::time::Duration,
+    /// Where subscriptions' notifications wait to be sent, bounded in bytes.
+    pub(crate) outboxes: Outboxes,
     /// The dev accounts this node signs for (none unless `--dev-unlocked`).
     pub(crate) unlocked: crate::dev::Unlocked,
     /// State is kept this many blocks behind the head (`None`: every block's).
@@ -59,6 +62,7 @@ impl EthHandler {
             queries: QueryLimits::default(),
             exec,
             flashblock_interval: DEFAULT_FLASHBLOCK_INTERVAL,
+            outboxes: Outboxes::default(),
             unlocked: crate::dev::Unlocked::default(),
             state_history_blocks: None,
         }
@@ -74,6 +78,12 @@ impl EthHandler {
     pub fn with_query_limits(mut self, limits: QueryLimits) -> Self {
         self.filters = Filters::new(&limits);
         self.queries = limits;
+        self
+    }
+
+    /// Bounds subscriptions' unsent notifications per connection by `outboxes`.
+    pub fn with_outboxes(mut self, outboxes: Outboxes) -> Self {
+        self.outboxes = outboxes;
         self
     }
 

@@ -25,7 +25,7 @@ use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{B64, B256, Bloom, Bytes, U64, U256, keccak256};
 use alloy_rpc_types_eth::Filter;
 use baton_execution::PendingBlock;
-use jsonrpsee::{SubscriptionMessage, SubscriptionSink};
+use jsonrpsee::{SubscriptionSink, core::SubscriptionResult};
 use serde_json::{Value, json};
 
 use crate::{
@@ -41,8 +41,6 @@ pub(crate) enum Stream {
     PendingLogs(Box<Filter>),
 }
 
-/// How long one frame may wait for a subscriber before the subscriber is dropped.
-const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// A subscriber this many blocks behind is dropped rather than caught up.
 const MAX_BEHIND: u64 = 64;
 
@@ -75,14 +73,16 @@ pub(crate) fn payload_id(parent_hash: B256, number: u64) -> B64 {
     B64::from_slice(&keccak256(preimage)[..8])
 }
 
-/// Streams `stream` to `sink` until it closes, the node stops, or it falls behind.
+/// Streams `stream` to `sink` until it closes, the node stops, or it falls behind
+/// (then the subscription ends with an error notification saying so).
 pub(crate) async fn run(
     context: EthHandler,
     sink: SubscriptionSink,
     stream: Stream,
     interval: Duration,
-) {
+) -> SubscriptionResult {
     let _open = crate::metered::Open::new("baton_rpc_subscriptions");
+    let outbox = context.outboxes.open(&sink);
     let mut chain = context.consensus.chain();
     let mut cursor: Option<Cursor> = None;
     let mut last_frame = Instant::now() - interval;
@@ -96,7 +96,10 @@ pub(crate) async fn run(
         });
         if head.saturating_sub(start.number) > MAX_BEHIND {
             tracing::debug!("preconfirmation subscriber fell behind; dropped");
-            return;
+            return Err(format!(
+                "subscription dropped: the subscriber fell more than {MAX_BEHIND} blocks behind"
+            )
+            .into());
         }
         let mut frames = Vec::new();
         let mut at = start;
@@ -107,7 +110,7 @@ pub(crate) async fn run(
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(error = ?e, "preconfirmation stream stopped");
-                    return;
+                    return Err(e.message().into());
                 }
             }
             at = Cursor {
@@ -130,22 +133,16 @@ pub(crate) async fn run(
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(error = ?e, "preconfirmation stream stopped");
-                    return;
+                    return Err(e.message().into());
                 }
             }
         }
         cursor = Some(at);
         for frame in &frames {
             for item in stream.items(frame) {
-                let Ok(raw) = serde_json::value::to_raw_value(&item) else {
-                    return;
-                };
-                if sink
-                    .send_timeout(SubscriptionMessage::from(raw), SEND_TIMEOUT)
-                    .await
-                    .is_err()
-                {
-                    return;
+                let raw = serde_json::value::to_raw_value(&item)?;
+                if let Err(unsent) = outbox.send(&sink, raw).await {
+                    return unsent.into_result();
                 }
             }
         }
@@ -153,15 +150,15 @@ pub(crate) async fn run(
             last_frame = Instant::now();
         }
         tokio::select! {
-            changed = chain.changed() => if changed.is_err() { return },
-            _ = sink.closed() => return,
+            changed = chain.changed() => if changed.is_err() { return Ok(()) },
+            _ = sink.closed() => return Ok(()),
         }
         // Batches faster than the interval are merged into the next frame.
         let next_frame = last_frame + interval;
         if Instant::now() < next_frame {
             tokio::select! {
                 _ = tokio::time::sleep_until(next_frame.into()) => {}
-                _ = sink.closed() => return,
+                _ = sink.closed() => return Ok(()),
             }
         }
     }

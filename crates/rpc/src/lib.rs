@@ -29,6 +29,7 @@ mod info;
 mod logs;
 mod metered;
 mod net;
+mod outbox;
 mod pages;
 mod pool;
 mod pubsub;
@@ -60,6 +61,7 @@ pub use filters::EthFilterApiServer;
 pub use info::EthInfoApiServer;
 pub use logs::{EthLogsApiServer, QueryLimits};
 pub use net::{NetApiServer, NetHandler, Web3ApiServer, Web3Handler};
+pub use outbox::{DEFAULT_SUBSCRIPTION_BUFFER_BYTES, Outboxes};
 pub use pages::RenderMetrics;
 pub use pool::{ExecLimits, ExecPool, LIMIT_EXCEEDED};
 pub use pubsub::EthPubSubApiServer;
@@ -84,6 +86,9 @@ pub struct ConnectionLimits {
     pub per_ip: u32,
     /// Most subscriptions one WebSocket connection may hold.
     pub subscriptions_per_connection: u32,
+    /// Most bytes of notifications waiting to be sent on one WebSocket connection
+    /// (see [`Outboxes`]: the handlers' subscriptions apply it).
+    pub subscription_buffer_bytes: usize,
     /// Largest request body (HTTP) or message (WebSocket) read; larger: 413 or
     /// `-32007`.
     pub max_request_bytes: u32,

@@ -1,14 +1,12 @@
 //! `eth_subscribe` over WebSocket: `newHeads` and `logs`, pushed as blocks are
 //! sealed (hence committed: DESIGN invariant 1), and the preconfirmation streams
 //! `newFlashblocks`, `newFlashblockTransactions` and `pendingLogs`, pushed as
-//! committed batches apply (`flashblocks`). A slow subscriber is dropped rather
-//! than allowed to hold the node's memory.
-
-use std::time::Duration;
+//! committed batches apply (`flashblocks`). A slow subscriber is dropped, with an
+//! error notification, rather than allowed to hold the node's memory (`outbox`).
 
 use alloy_rpc_types_eth::{Filter, Header};
 use jsonrpsee::{
-    PendingSubscriptionSink, SubscriptionMessage,
+    PendingSubscriptionSink,
     core::{SubscriptionResult, async_trait},
     proc_macros::rpc,
 };
@@ -20,9 +18,6 @@ use crate::{
     invalid_params,
     metered::Open,
 };
-
-/// How long one notification may wait for a subscriber before it is dropped.
-const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[rpc(server)]
 pub trait EthPubSubApi {
@@ -64,12 +59,8 @@ impl EthPubSubApiServer for EthHandler {
         };
         if let Some(stream) = preconfirmations {
             let sink = pending.accept().await?;
-            let (context, interval) = (self.clone(), self.flashblock_interval);
-            tokio::spawn(async move {
-                let _held = held;
-                flashblocks::run(context, sink, stream, interval).await;
-            });
-            return Ok(());
+            let _held = held;
+            return flashblocks::run(self.clone(), sink, stream, self.flashblock_interval).await;
         }
         let kind = match kind.as_str() {
             "newHeads" => Kind::NewHeads,
@@ -85,41 +76,34 @@ impl EthPubSubApiServer for EthHandler {
             }
         };
         let sink = pending.accept().await?;
-        let context = self.clone();
-        tokio::spawn(async move {
-            let _open = Open::new("baton_rpc_subscriptions");
-            let _held = held;
-            let mut chain = context.consensus.chain();
-            let mut next = chain.borrow().head.number() + 1;
-            loop {
-                tokio::select! {
-                    changed = chain.changed() => if changed.is_err() { return },
-                    _ = sink.closed() => return,
-                }
-                let head = chain.borrow().head.number();
-                while next <= head {
-                    let items = match context.notifications(&kind, next) {
-                        Ok(items) => items,
-                        Err(e) => {
-                            tracing::warn!(error = ?e, "subscription stopped");
-                            return;
-                        }
-                    };
-                    for item in items {
-                        let Ok(raw) = item else { return };
-                        if sink
-                            .send_timeout(SubscriptionMessage::from(raw), SEND_TIMEOUT)
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    next += 1;
-                }
+        let _open = Open::new("baton_rpc_subscriptions");
+        let _held = held;
+        let outbox = self.outboxes.open(&sink);
+        let mut chain = self.consensus.chain();
+        let mut next = chain.borrow().head.number() + 1;
+        loop {
+            tokio::select! {
+                changed = chain.changed() => if changed.is_err() { return Ok(()) },
+                _ = sink.closed() => return Ok(()),
             }
-        });
-        Ok(())
+            let head = chain.borrow().head.number();
+            while next <= head {
+                let items = match self.notifications(&kind, next) {
+                    Ok(items) => items,
+                    Err(e) => {
+                        tracing::warn!(error = ?e, "subscription stopped");
+                        return Err(e.message().into());
+                    }
+                };
+                for item in items {
+                    let raw = item?;
+                    if let Err(unsent) = outbox.send(&sink, raw).await {
+                        return unsent.into_result();
+                    }
+                }
+                next += 1;
+            }
+        }
     }
 }
 

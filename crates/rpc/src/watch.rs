@@ -13,7 +13,7 @@ use baton_consensus::{Consensus, LeaderChange, NodeStatus, Suffrage};
 use baton_primitives::{NodeId, clock::now_ms};
 use baton_storage::Store;
 use jsonrpsee::{
-    PendingSubscriptionSink, SubscriptionMessage,
+    PendingSubscriptionSink,
     core::{RpcResult, SubscriptionResult, async_trait},
     proc_macros::rpc,
 };
@@ -21,7 +21,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use serde_json::value::to_raw_value;
 
-use crate::{internal, metered::Open};
+use crate::{internal, metered::Open, outbox::Outboxes};
 
 /// How often a subscriber gets a new view.
 pub(crate) const VIEW_EVERY: Duration = Duration::from_millis(500);
@@ -68,14 +68,17 @@ pub struct Watcher {
     consensus: Consensus,
     store: Store,
     blocks: Arc<Mutex<VecDeque<BlockSummary>>>,
+    /// Where a subscription's views wait to be sent, bounded in bytes.
+    outboxes: Outboxes,
 }
 
 impl Watcher {
-    pub fn new(consensus: Consensus, store: Store) -> Self {
+    pub fn new(consensus: Consensus, store: Store, outboxes: Outboxes) -> Self {
         Self {
             consensus,
             store,
             blocks: Arc::default(),
+            outboxes,
         }
     }
 
@@ -164,29 +167,21 @@ impl WatchApiServer for Watcher {
 
     async fn subscribe_cluster_view(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {
         let sink = pending.accept().await?;
-        let watcher = self.clone();
-        tokio::spawn(async move {
-            let _open = Open::new("baton_rpc_subscriptions");
-            let mut every = tokio::time::interval(VIEW_EVERY);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = every.tick() => {}
-                    _ = sink.closed() => return,
-                }
-                let Ok(view) = watcher.view().await else {
-                    continue;
-                };
-                let Ok(raw) = to_raw_value(&view) else { return };
-                if sink
-                    .send_timeout(SubscriptionMessage::from(raw), VIEW_EVERY * 10)
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
+        let _open = Open::new("baton_rpc_subscriptions");
+        let outbox = self.outboxes.open(&sink);
+        let mut every = tokio::time::interval(VIEW_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = sink.closed() => return Ok(()),
             }
-        });
-        Ok(())
+            let Ok(view) = self.view().await else {
+                continue;
+            };
+            if let Err(unsent) = outbox.send(&sink, to_raw_value(&view)?).await {
+                return unsent.into_result();
+            }
+        }
     }
 }

@@ -135,7 +135,7 @@ pub async fn run(args: ChaosArgs) -> eyre::Result<()> {
     let mut extra = NodeArgs::default();
     extra.data.dev_accounts = Some(args.clients);
     extra.fault.fault_injection = Some(true);
-    let (_temp, mut cluster) = start_cluster(&args.cluster, extra).await?;
+    let (_temp, mut cluster) = start_cluster(&args.cluster, extra, 0).await?;
     cluster.wait_for_height(1, Duration::from_secs(30)).await?;
     let urls: Vec<(NodeId, String)> = cluster
         .nodes

@@ -5,7 +5,8 @@
 //! time to acknowledgement (committed) and to inclusion (its block seen on a node).
 //! It watches leader changes and the nodes' memory and CPU, says what bounded the
 //! run (full blocks, busy cores, or neither), and ends by checking that every
-//! acknowledged transaction is in exactly one block.
+//! acknowledged transaction is in exactly one block. With `--add-member`, a new
+//! member then joins the chain so built (`crate::join`).
 
 mod report;
 mod sign;
@@ -19,6 +20,7 @@ use std::{
 
 use alloy_primitives::B256;
 use baton_node::config::NodeArgs;
+use baton_primitives::clock::now_ms;
 use clap::Args;
 use eyre::{WrapErr, bail};
 use jsonrpsee::{
@@ -28,7 +30,10 @@ use jsonrpsee::{
 };
 use parking_lot::Mutex;
 
-use crate::bench::{BenchCluster, start_cluster};
+use crate::{
+    bench::{BenchCluster, start_cluster},
+    join,
+};
 
 #[derive(Debug, Args)]
 pub struct TpsArgs {
@@ -49,6 +54,15 @@ pub struct TpsArgs {
     /// acknowledged transfers, and their ratio.
     #[arg(long)]
     pub window: Option<usize>,
+    /// After the transfers, add one more node as a member: it joins, catches up
+    /// (by snapshot once the log it needs is purged) and is promoted; reports how
+    /// long that took and the snapshot bytes sent.
+    #[arg(long)]
+    pub add_member: bool,
+    /// With --add-member: SIGKILL the new node as the first snapshot bytes reach
+    /// it, and restart it.
+    #[arg(long, requires = "add_member")]
+    pub crash_joiner: bool,
     #[command(flatten)]
     pub cluster: BenchCluster,
 }
@@ -66,7 +80,15 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
     }
     let mut extra = NodeArgs::default();
     extra.data.dev_accounts = Some(args.accounts);
-    let (_temp, mut cluster) = start_cluster(&args.cluster, extra).await?;
+    // Adding a member takes the admin token.
+    let token = format!("bench-{:x}-{}", std::process::id(), now_ms());
+    let token_file = tempfile::NamedTempFile::new()?;
+    if args.add_member {
+        std::fs::write(token_file.path(), &token)?;
+        extra.rpc.admin_token_file = Some(token_file.path().to_path_buf());
+    }
+    let (_temp, mut cluster) =
+        start_cluster(&args.cluster, extra, usize::from(args.add_member)).await?;
     cluster.wait_for_height(1, Duration::from_secs(60)).await?;
 
     let signing = Instant::now();
@@ -81,6 +103,7 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
     let clients: Vec<HttpClient> = cluster
         .nodes
         .iter()
+        .filter(|n| n.founder)
         .map(|n| {
             HttpClientBuilder::default()
                 .request_timeout(Duration::from_secs(30))
@@ -100,6 +123,7 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
     let disk_before: Vec<u64> = cluster
         .nodes
         .iter()
+        .filter(|n| n.founder)
         .map(|n| n.config_path.parent().map_or(0, watch::disk_bytes))
         .collect();
 
@@ -191,6 +215,7 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
     let disk: Vec<(u64, u64, u64)> = cluster
         .nodes
         .iter()
+        .filter(|n| n.founder)
         .zip(disk_before)
         .filter_map(|(n, before)| Some((n.id, before, watch::disk_bytes(n.config_path.parent()?))))
         .collect();
@@ -208,6 +233,10 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let ok = report::print(&args, &outcome);
+    if args.add_member {
+        let joined = join::add_member(&mut cluster, &token, args.crash_joiner).await?;
+        join::print(&joined);
+    }
     cluster.stop_all(Duration::from_secs(5));
     if !ok {
         bail!("the run lost, duplicated or refused transfers (see above)");

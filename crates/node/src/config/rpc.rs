@@ -49,6 +49,11 @@ pub struct RpcArgs {
     /// Most subscriptions one WebSocket connection may hold [default: 64].
     #[arg(long)]
     pub rpc_subscriptions_per_connection: Option<u32>,
+    /// Most bytes of subscription notifications waiting to be sent on one WebSocket
+    /// connection; a subscription whose notification finds no room for 5 s ends
+    /// with an error notification [default: 16777216].
+    #[arg(long)]
+    pub rpc_subscription_buffer_bytes: Option<usize>,
     /// Largest request body or WebSocket message read, in bytes [default: 5242880].
     #[arg(long)]
     pub rpc_max_request_bytes: Option<u32>,
@@ -107,6 +112,9 @@ impl RpcArgs {
             max_connections: self.rpc_max_connections.unwrap_or(1_024),
             per_ip: self.rpc_max_connections_per_ip.unwrap_or(128),
             subscriptions_per_connection: self.rpc_subscriptions_per_connection.unwrap_or(64),
+            subscription_buffer_bytes: self
+                .rpc_subscription_buffer_bytes
+                .unwrap_or(baton_rpc::DEFAULT_SUBSCRIPTION_BUFFER_BYTES),
             max_request_bytes: self
                 .rpc_max_request_bytes
                 .unwrap_or(baton_rpc::MAX_REQUEST_BYTES),
@@ -138,6 +146,10 @@ impl RpcArgs {
                 u64::from(connections.max_connections),
             ),
             ("rpc_max_connections_per_ip", u64::from(connections.per_ip)),
+            (
+                "rpc_subscription_buffer_bytes",
+                connections.subscription_buffer_bytes as u64,
+            ),
             (
                 "rpc_max_request_bytes",
                 u64::from(connections.max_request_bytes),
