@@ -7,7 +7,7 @@ use alloy_rlp::{Decodable, Encodable};
 use baton_primitives::{BlockStart, OpenBlock, SealedBlock, codec};
 use std::sync::Arc;
 
-use rocksdb::{DB, IteratorMode, WriteBatch};
+use rocksdb::{DB, WriteBatch};
 use serde::{Deserialize, Serialize};
 
 use crate::{
@@ -82,14 +82,14 @@ impl Store {
         };
         let mut txs = Vec::new();
         let db = self.db();
-        for item in db.iterator_cf(cf(&db, CF_OPEN_TXS), IteratorMode::Start) {
-            let (key, value) = item?;
-            if key.as_ref() != (txs.len() as u32).to_be_bytes() {
-                return Err(StorageError::Corrupt(format!(
-                    "open block tx {} is missing",
-                    txs.len()
-                )));
-            }
+        let open_txs = cf(&db, CF_OPEN_TXS);
+        // Point reads, not a scan: until a flush, the family holds every earlier
+        // block's transactions under range tombstones, which a scan from the first
+        // key steps over one by one (a leader reads the open block once a block).
+        for index in 0..u32::MAX {
+            let Some(value) = db.get_cf(open_txs, index.to_be_bytes())? else {
+                break;
+            };
             txs.push(codec::decode(&value)?);
         }
         Ok(Some(OpenBlock { start, txs }))
@@ -235,6 +235,42 @@ mod tests {
         assert_eq!(store.block_number(genesis.hash).expect("read"), Some(0));
         assert_eq!(store.head().expect("head"), Some((0, genesis.hash)));
         assert_eq!(store.applied().expect("applied"), Some(b"a1".to_vec()));
+    }
+
+    #[test]
+    fn the_open_block_holds_only_its_own_transactions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let tx = |byte: u8| (Bytes::from(vec![byte; 3]), Address::repeat_byte(byte));
+        let start = |number| BlockStart {
+            number,
+            timestamp_ms: 0,
+            parent_hash: B256::ZERO,
+            base_fee: 0,
+            gas_limit: 30_000_000,
+            coinbase: Address::ZERO,
+        };
+        assert!(store.open_block().expect("read").is_none());
+        for (number, count) in [(1u64, 5u8), (2, 2), (3, 0), (4, 3)] {
+            let mut write = store.chain_write();
+            write.open_block(&start(number)).expect("open");
+            write.commit().expect("commit");
+            let txs: Vec<_> = (0..count).map(tx).collect();
+            // In two appends, as batches arrive.
+            let split = txs.len() / 2;
+            for (first, part) in [(0, &txs[..split]), (split, &txs[split..])] {
+                let mut write = store.chain_write();
+                write.append_open_txs(first, part).expect("append");
+                write.commit().expect("commit");
+            }
+            let open = store.open_block().expect("read").expect("open block");
+            assert_eq!(open.start.number, number);
+            assert_eq!(open.txs, txs, "block {number}: none of an earlier block's");
+        }
+        let mut write = store.chain_write();
+        write.close_open_block();
+        write.commit().expect("commit");
+        assert!(store.open_block().expect("read").is_none());
     }
 
     #[test]
