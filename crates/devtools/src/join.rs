@@ -65,14 +65,16 @@ pub async fn add_member(cluster: &mut Cluster, token: &str, crash: bool) -> eyre
     // Until it holds the leader's head: the add call, and the crash if asked for
     // (once snapshot bytes reach it, before it holds any block).
     let mut crashes = 0;
-    let mut added = None;
-    let mut target = None;
-    let caught_up = loop {
+    // When the add call returned, and the leader's head then.
+    let mut added: Option<(Duration, u64)> = None;
+    let (added, caught_up) = loop {
         let head = client::node_status(&url, Duration::from_secs(2))
             .await
             .map_or(0, |s| s.head_number);
-        if target.is_some_and(|target| head >= target) {
-            break started.elapsed();
+        if let Some((at, target)) = added
+            && head >= target
+        {
+            break (at, started.elapsed());
         }
         if crash
             && crashes == 0
@@ -88,12 +90,11 @@ pub async fn add_member(cluster: &mut Cluster, token: &str, crash: bool) -> eyre
                 .await
                 .wrap_err("the add call's task")?
                 .wrap_err("conductor_addServerAsNonvoter")?;
-            added = Some(started.elapsed());
-            target = Some(
-                client::node_status(&leader_url, Duration::from_secs(5))
-                    .await?
-                    .head_number,
-            );
+            let at = started.elapsed();
+            let target = client::node_status(&leader_url, Duration::from_secs(5))
+                .await?
+                .head_number;
+            added = Some((at, target));
             continue;
         }
         if started.elapsed() > CATCH_UP_PATIENCE {
@@ -103,7 +104,6 @@ pub async fn add_member(cluster: &mut Cluster, token: &str, crash: bool) -> eyre
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
-    let added = added.unwrap_or_default();
 
     let promoting = Instant::now();
     to_leader
