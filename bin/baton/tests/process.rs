@@ -786,7 +786,7 @@ async fn a_new_member_killed_mid_snapshot_still_catches_up() {
         acked.push(send_until_acked(&url, &signer, nonce).await);
     }
     let deadline = Instant::now() + LONG;
-    while metric(&url, "baton_snapshots_built_total").await < 2.0 {
+    while client::node_metric(&url, "baton_snapshots_built_total").await < 2.0 {
         assert!(Instant::now() < deadline, "the leader built no snapshot");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -801,12 +801,4 @@ async fn a_new_member_killed_mid_snapshot_still_catches_up() {
     let four = cluster.node(4).expect("node 4").rpc_url.clone();
     assert_included_once(&four, signer.address(), &acked).await;
     cluster.stop_all(Duration::from_secs(5));
-}
-
-/// Metric `name` on the node at `url` (0 while it is absent).
-async fn metric(url: &str, name: &str) -> f64 {
-    let page = client::metrics(url, Duration::from_secs(2))
-        .await
-        .expect("metrics");
-    client::metric(&page, name).unwrap_or(0.0)
 }

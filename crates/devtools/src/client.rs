@@ -157,6 +157,15 @@ pub fn metric(page: &str, name: &str) -> Option<f64> {
         .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
 }
 
+/// Sample `name` on the node at `url` (0 where it is absent or the node is down).
+pub async fn node_metric(url: &str, name: &str) -> f64 {
+    metrics(url, Duration::from_secs(2))
+        .await
+        .ok()
+        .and_then(|page| metric(&page, name))
+        .unwrap_or(0.0)
+}
+
 /// A signed 1-wei EIP-1559 transfer to `to` on the dev chain: (hash, raw).
 pub fn signed_transfer(
     signer: &PrivateKeySigner,

@@ -46,7 +46,7 @@ pub async fn add_member(cluster: &mut Cluster, token: &str, crash: bool) -> eyre
     let (id, addr, url) = (joiner.id, joiner.p2p_addr.clone(), joiner.rpc_url.clone());
     let leader = cluster.wait_for_leader(Duration::from_secs(60)).await?;
     let leader_url = cluster.node(leader)?.rpc_url.clone();
-    let sent_before = metric(&leader_url, "baton_snapshot_sent_bytes_total").await;
+    let sent_before = client::node_metric(&leader_url, "baton_snapshot_sent_bytes_total").await;
 
     cluster.start(id)?;
     let started = Instant::now();
@@ -79,7 +79,7 @@ pub async fn add_member(cluster: &mut Cluster, token: &str, crash: bool) -> eyre
         if crash
             && crashes == 0
             && head == 0
-            && metric(&url, "baton_snapshot_received_bytes_total").await > 0.0
+            && client::node_metric(&url, "baton_snapshot_received_bytes_total").await > 0.0
         {
             cluster.kill(id)?;
             cluster.start(id)?;
@@ -118,7 +118,8 @@ pub async fn add_member(cluster: &mut Cluster, token: &str, crash: bool) -> eyre
         added,
         caught_up,
         promoted,
-        sent_bytes: metric(&leader_url, "baton_snapshot_sent_bytes_total").await - sent_before,
+        sent_bytes: client::node_metric(&leader_url, "baton_snapshot_sent_bytes_total").await
+            - sent_before,
         snapshot_bytes: client::metrics(&leader_url, Duration::from_secs(5))
             .await
             .ok()
@@ -126,15 +127,6 @@ pub async fn add_member(cluster: &mut Cluster, token: &str, crash: bool) -> eyre
         crashes,
         identical_through: check_identical_chains(cluster).await?,
     })
-}
-
-/// Metric `name` on the node at `url` (0 where it is absent or the node is down).
-async fn metric(url: &str, name: &str) -> f64 {
-    client::metrics(url, Duration::from_secs(2))
-        .await
-        .ok()
-        .and_then(|page| client::metric(&page, name))
-        .unwrap_or(0.0)
 }
 
 pub fn print(joined: &Joined) {
