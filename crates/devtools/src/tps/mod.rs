@@ -6,10 +6,12 @@
 //! It watches leader changes and the nodes' memory and CPU, says what bounded the
 //! run (full blocks, busy cores, or neither), and ends by checking that every
 //! acknowledged transaction is in exactly one block. With `--add-member`, a new
-//! member then joins the chain so built (`crate::join`).
+//! member then joins the chain so built (`crate::join`); with `--stop-follower`,
+//! one follower sits out the run SIGSTOPped and must catch up after it (`stop`).
 
 mod report;
 mod sign;
+mod stop;
 mod watch;
 
 use std::{
@@ -63,6 +65,11 @@ pub struct TpsArgs {
     /// it, and restart it.
     #[arg(long, requires = "add_member")]
     pub crash_joiner: bool,
+    /// SIGSTOP one follower for the whole run (the transfers go to the other
+    /// nodes), then resume it and report how long it took to hold the leader's
+    /// head and whether every node agrees on every block.
+    #[arg(long)]
+    pub stop_follower: bool,
     #[command(flatten)]
     pub cluster: BenchCluster,
 }
@@ -90,6 +97,11 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
     let (_temp, mut cluster) =
         start_cluster(&args.cluster, extra, usize::from(args.add_member)).await?;
     cluster.wait_for_height(1, Duration::from_secs(60)).await?;
+    let stopped = if args.stop_follower {
+        Some(stop::follower(&mut cluster).await?)
+    } else {
+        None
+    };
 
     let signing = Instant::now();
     let queues = sign::sign(args.accounts, args.per_account, args.fresh_recipients)?;
@@ -103,14 +115,19 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
     let clients: Vec<HttpClient> = cluster
         .nodes
         .iter()
-        .filter(|n| n.founder)
+        .filter(|n| n.founder && Some(n.id) != stopped)
         .map(|n| {
             HttpClientBuilder::default()
                 .request_timeout(Duration::from_secs(30))
                 .build(&n.rpc_url)
         })
         .collect::<Result<_, _>>()?;
-    let observer = cluster.nodes[0].rpc_url.clone();
+    let observer = cluster
+        .nodes
+        .iter()
+        .find(|n| Some(n.id) != stopped)
+        .map(|n| n.rpc_url.clone())
+        .ok_or_else(|| eyre::eyre!("no running node to watch the run from"))?;
     let start_head = crate::client::node_status(&observer, Duration::from_secs(2))
         .await?
         .head_number;
@@ -131,21 +148,30 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
     let block_watcher = watch::blocks(clients[0].clone(), start_head + 1, blocks.clone());
     let leaders = Arc::new(Mutex::new(Vec::new()));
     let leader_watcher = watch::leaders(observer, leaders.clone());
+    let memory = watch::Memory::default();
+    let memory_watcher = watch::memory(pids.clone(), memory.clone());
 
     // Workers take whole accounts off a shared queue, so one account's transfers go
     // out in nonce order, each after the previous one is acknowledged.
     let queues = Arc::new(Mutex::new(queues));
     let sent: Arc<Mutex<HashMap<B256, Sent>>> = Arc::default();
     let refused = Arc::new(Mutex::new(Vec::new()));
+    let first_idle: Arc<Mutex<Option<Instant>>> = Arc::default();
     let began = Instant::now();
     let workers: Vec<_> = (0..args.concurrency)
         .map(|worker| {
-            let (queues, sent, refused) = (queues.clone(), sent.clone(), refused.clone());
+            let (queues, sent, refused, first_idle) = (
+                queues.clone(),
+                sent.clone(),
+                refused.clone(),
+                first_idle.clone(),
+            );
             let client = clients[worker % clients.len()].clone();
             tokio::spawn(async move {
                 loop {
                     // Taken in its own statement: the lock is not held while sending.
                     let Some(account) = queues.lock().pop() else {
+                        first_idle.lock().get_or_insert_with(Instant::now);
                         return;
                     };
                     for (hash, raw) in account {
@@ -181,6 +207,7 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
     }
     block_watcher.abort();
     leader_watcher.abort();
+    memory_watcher.abort();
     let usage: Vec<(u64, watch::Usage, watch::Usage)> = pids
         .iter()
         .zip(usage_before)
@@ -227,12 +254,17 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
         leaders: leaders.lock().clone(),
         refused: refused.lock().clone(),
         sending,
+        full_load_until: first_idle.lock().unwrap_or_else(Instant::now),
         usage,
+        memory: std::mem::take(&mut *memory.lock()),
         seals,
         disk,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let ok = report::print(&args, &outcome);
+    if let Some(id) = stopped {
+        stop::print(&stop::resume(&mut cluster, id).await?);
+    }
     if args.add_member {
         let joined = join::add_member(&mut cluster, &token, args.crash_joiner).await?;
         join::print(&joined);

@@ -20,8 +20,13 @@ pub(crate) struct Outcome {
     pub leaders: Vec<(u64, Option<NodeId>)>,
     pub refused: Vec<String>,
     pub sending: Duration,
+    /// When the first worker found no account left to send from: until then every
+    /// worker had a request in flight.
+    pub full_load_until: Instant,
     /// Per node: usage before and after the run.
     pub usage: Vec<(NodeId, watch::Usage, watch::Usage)>,
+    /// Per node: RSS sampled through the run.
+    pub memory: Vec<(f64, NodeId, f64)>,
     /// Per node: the p50 and p99 time to seal and write a block, in seconds.
     pub seals: Vec<NodeMetrics>,
     /// Per node: bytes in its data dir before and after the run.
@@ -93,21 +98,28 @@ pub(crate) fn print(args: &TpsArgs, o: &Outcome) -> bool {
             ms(percentile(samples, 100.0))
         );
     }
-    if let Some(window) = args.window.filter(|w| *w > 0 && acks.len() >= 2 * *w) {
+    // The last window ends when the first worker ran out of transfers: from then on
+    // fewer requests are in flight, and the tail would measure the client running
+    // dry, not the node.
+    let loaded = acks.partition_point(|s| s.acked <= o.full_load_until);
+    if let Some(window) = args.window.filter(|w| *w > 0 && loaded >= 2 * *w) {
         let first_start = acks[..window]
             .iter()
             .map(|s| s.at)
             .min()
             .unwrap_or_else(Instant::now);
         let first = rate(window, acks[window - 1].acked - first_start);
-        let tail = &acks[acks.len() - window..];
         let last = rate(
             window,
-            tail[window - 1].acked - acks[acks.len() - window - 1].acked,
+            acks[loaded - 1].acked - acks[loaded - window - 1].acked,
         );
         println!(
-            "windows of {window}: first {first:.0}/s, last {last:.0}/s, last ÷ first = {:.2}",
-            last / first
+            "windows of {window}: first {first:.0}/s, last {last:.0}/s, last ÷ first = {:.2} \
+             (the last window ends at ack {loaded}, when the first of {} workers ran out of \
+             transfers; {} acks came after it with fewer in flight)",
+            last / first,
+            args.concurrency,
+            acks.len() - loaded,
         );
     }
     println!(
@@ -124,6 +136,7 @@ pub(crate) fn print(args: &TpsArgs, o: &Outcome) -> bool {
             (after.cpu_seconds - before.cpu_seconds) / span.as_secs_f64().max(1e-9)
         );
     }
+    print_memory(&o.memory);
     for node in &o.seals {
         let show = |s: Option<f64>| s.map_or("-".to_string(), |s| format!("{:.1} ms", s * 1000.0));
         let count = |c: Option<f64>| c.map_or("0".to_string(), |c| format!("{c:.0}"));
@@ -169,6 +182,29 @@ pub(crate) fn print(args: &TpsArgs, o: &Outcome) -> bool {
         println!("refused: {line}");
     }
     missing + duplicated + unknown == 0 && o.refused.is_empty()
+}
+
+/// Each node's RSS after the run's first minute: where it started, its highest,
+/// and where it ended (flat memory: the three about equal).
+fn print_memory(samples: &[(f64, NodeId, f64)]) {
+    let mut ids: Vec<NodeId> = samples.iter().map(|(_, id, _)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        let after_a_minute: Vec<f64> = samples
+            .iter()
+            .filter(|(at, node, _)| *node == id && *at >= 60.0)
+            .map(|(_, _, rss)| *rss)
+            .collect();
+        let (Some(first), Some(last)) = (after_a_minute.first(), after_a_minute.last()) else {
+            continue;
+        };
+        let max = after_a_minute.iter().copied().fold(0.0, f64::max);
+        println!(
+            "node {id}: RSS after the first minute: {first:.0} MiB at 1 min, highest {max:.0} MiB, {last:.0} MiB at the end ({} samples)",
+            after_a_minute.len()
+        );
+    }
 }
 
 /// Says what held the throughput down: blocks at their gas limit, cores busy, or

@@ -91,6 +91,23 @@ pub(crate) fn leaders(url: String, into: Leaders) -> tokio::task::JoinHandle<()>
     })
 }
 
+/// Each node's RSS in MiB, sampled through the run: (seconds since it began, node, MiB).
+pub(crate) type Memory = Arc<Mutex<Vec<(f64, NodeId, f64)>>>;
+
+/// Samples the RSS of every `(node, pid)` every 5 s, until aborted.
+pub(crate) fn memory(pids: Vec<(NodeId, u32)>, into: Memory) -> tokio::task::JoinHandle<()> {
+    let began = Instant::now();
+    tokio::spawn(async move {
+        loop {
+            for (id, pid) in &pids {
+                let rss = usage(*pid).rss_mib;
+                into.lock().push((began.elapsed().as_secs_f64(), *id, rss));
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    })
+}
+
 /// A node process's resident memory and CPU time, from /proc.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Usage {
