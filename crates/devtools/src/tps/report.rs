@@ -102,6 +102,13 @@ pub(crate) fn print(args: &TpsArgs, o: &Outcome) -> bool {
     // fewer requests are in flight, and the tail would measure the client running
     // dry, not the node.
     let loaded = acks.partition_point(|s| s.acked <= o.full_load_until);
+    if let Some(window) = args.window.filter(|w| *w > 0 && loaded < 2 * *w) {
+        println!(
+            "windows of {window}: not measured: only {loaded} acks came while all {} workers \
+             had transfers to send (more accounts than workers make the full-load stretch longer)",
+            args.concurrency
+        );
+    }
     if let Some(window) = args.window.filter(|w| *w > 0 && loaded >= 2 * *w) {
         let first_start = acks[..window]
             .iter()
