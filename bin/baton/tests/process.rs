@@ -63,7 +63,7 @@ async fn sigkill_of_the_leader_process_fails_over_and_the_victim_catches_up() {
         .expect("blocks after failover");
 
     cluster.start(victim).expect("restart");
-    reach_and_agree(&cluster, survivors_head + 4, "victim catches up").await;
+    reach_and_agree(&mut cluster, survivors_head + 4, "victim catches up").await;
     cluster.stop_all(Duration::from_secs(5));
 }
 
@@ -235,7 +235,7 @@ async fn a_node_whose_disk_fills_exits_non_zero_and_the_others_carry_on() {
 
     std::fs::remove_file(&filler).expect("free the disk");
     cluster.start(victim).expect("restart");
-    reach_and_agree(&cluster, head + 4, "the restarted node catches up").await;
+    reach_and_agree(&mut cluster, head + 4, "the restarted node catches up").await;
     cluster.stop_all(Duration::from_secs(5));
 }
 
@@ -472,7 +472,7 @@ async fn a_stopped_leader_is_replaced_and_rejoins_as_a_follower() {
     assert!(status.term > term_before, "the others elected a new leader");
     let head = cluster.max_head().await.expect("heads");
     reach_and_agree(
-        &cluster,
+        &mut cluster,
         head + 2,
         "every node, the one stopped too, goes on",
     )
@@ -531,14 +531,14 @@ async fn a_leader_that_seals_slowly_steps_down() {
         .expect("fault hook");
 
     let head = cluster.max_head().await.expect("heads");
-    reach_and_agree(&cluster, head + 2, "blocks after the step-down").await;
+    reach_and_agree(&mut cluster, head + 2, "blocks after the step-down").await;
     assert_included_once(&url, sender.address, &acked).await;
     cluster.stop_all(Duration::from_secs(5));
 }
 
 /// Invariants 1–2 once the cluster has gone on: every running node reaches block
 /// `number` (`what` says why it should), and all hold the same chain up to it.
-async fn reach_and_agree(cluster: &Cluster, number: u64, what: &str) {
+async fn reach_and_agree(cluster: &mut Cluster, number: u64, what: &str) {
     cluster
         .wait_for_height(number, LONG)
         .await
@@ -797,7 +797,7 @@ async fn a_new_member_killed_mid_snapshot_still_catches_up() {
     assert_eq!(joined.crashes, 1, "killed while the snapshot arrived");
     assert!(joined.sent_bytes > 0.0, "it caught up by snapshot");
     let head = cluster.max_head().await.expect("head");
-    reach_and_agree(&cluster, head + 2, "the promoted member follows").await;
+    reach_and_agree(&mut cluster, head + 2, "the promoted member follows").await;
     let four = cluster.node(4).expect("node 4").rpc_url.clone();
     assert_included_once(&four, signer.address(), &acked).await;
     cluster.stop_all(Duration::from_secs(5));

@@ -320,6 +320,18 @@ impl Cluster {
         exited
     }
 
+    /// An error naming the first node whose process has exited since the last
+    /// [`reap`](Self::reap), with its log.
+    fn fail_on_exit(&mut self) -> eyre::Result<()> {
+        match self.reap().into_iter().next() {
+            Some((id, status)) => bail!(
+                "node {id} exited ({status}); see {}",
+                self.node(id)?.log_path.display()
+            ),
+            None => Ok(()),
+        }
+    }
+
     /// `baton_nodeStatus` of every running node (`None` where it does not answer).
     pub async fn statuses(&self) -> Vec<(NodeId, Option<NodeStatus>)> {
         let polls = self.nodes.iter().map(|node| async move {
@@ -362,12 +374,7 @@ impl Cluster {
             {
                 return Ok(id);
             }
-            if let Some((id, status)) = self.reap().into_iter().next() {
-                bail!(
-                    "node {id} exited ({status}); see {}",
-                    self.node(id)?.log_path.display()
-                );
-            }
+            self.fail_on_exit()?;
             if Instant::now() > deadline {
                 bail!("no leader within {timeout:?}");
             }
@@ -375,8 +382,9 @@ impl Cluster {
         }
     }
 
-    /// Waits until every running node's head is at least `number`.
-    pub async fn wait_for_height(&self, number: u64, timeout: Duration) -> eyre::Result<()> {
+    /// Waits until every running node's head is at least `number`; fails as soon
+    /// as a node exits meanwhile.
+    pub async fn wait_for_height(&mut self, number: u64, timeout: Duration) -> eyre::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             let statuses = self.statuses().await;
@@ -388,6 +396,7 @@ impl Cluster {
             if there == running {
                 return Ok(());
             }
+            self.fail_on_exit()?;
             if Instant::now() > deadline {
                 bail!("nodes did not reach block {number} within {timeout:?}: {statuses:?}");
             }

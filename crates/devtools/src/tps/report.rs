@@ -102,32 +102,33 @@ pub(crate) fn print(args: &TpsArgs, o: &Outcome) -> bool {
     // fewer requests are in flight, and the tail would measure the client running
     // dry, not the node.
     let loaded = acks.partition_point(|s| s.acked <= o.full_load_until);
-    if let Some(window) = args.window.filter(|w| *w > 0 && loaded < 2 * *w) {
-        println!(
+    match args.window.filter(|w| *w > 0) {
+        Some(window) if loaded < 2 * window => println!(
             "windows of {window}: not measured: only {loaded} acks came while all {} workers \
              had transfers to send (more accounts than workers make the full-load stretch longer)",
             args.concurrency
-        );
-    }
-    if let Some(window) = args.window.filter(|w| *w > 0 && loaded >= 2 * *w) {
-        let first_start = acks[..window]
-            .iter()
-            .map(|s| s.at)
-            .min()
-            .unwrap_or_else(Instant::now);
-        let first = rate(window, acks[window - 1].acked - first_start);
-        let last = rate(
-            window,
-            acks[loaded - 1].acked - acks[loaded - window - 1].acked,
-        );
-        println!(
-            "windows of {window}: first {first:.0}/s, last {last:.0}/s, last ÷ first = {:.2} \
-             (the last window ends at ack {loaded}, when the first of {} workers ran out of \
-             transfers; {} acks came after it with fewer in flight)",
-            last / first,
-            args.concurrency,
-            acks.len() - loaded,
-        );
+        ),
+        Some(window) => {
+            let first_start = acks[..window]
+                .iter()
+                .map(|s| s.at)
+                .min()
+                .unwrap_or_else(Instant::now);
+            let first = rate(window, acks[window - 1].acked - first_start);
+            let last = rate(
+                window,
+                acks[loaded - 1].acked - acks[loaded - window - 1].acked,
+            );
+            println!(
+                "windows of {window}: first {first:.0}/s, last {last:.0}/s, last ÷ first = {:.2} \
+                 (the last window ends at ack {loaded}, when the first of {} workers ran out of \
+                 transfers; {} acks came after it with fewer in flight)",
+                last / first,
+                args.concurrency,
+                acks.len() - loaded,
+            );
+        }
+        None => {}
     }
     println!(
         "leaders during the run: {} change(s): {:?}",

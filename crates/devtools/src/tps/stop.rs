@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use baton_primitives::NodeId;
-use eyre::eyre;
+use eyre::{WrapErr, eyre};
 
 use crate::{
     client,
@@ -41,7 +41,8 @@ pub(crate) struct Resumed {
     pub identical_through: u64,
 }
 
-/// SIGCONTs node `id` and waits until it holds the leader's head as it was then.
+/// SIGCONTs node `id` and waits until it (and every other node) holds the
+/// leader's head as it was then.
 pub(crate) async fn resume(cluster: &mut Cluster, id: NodeId) -> eyre::Result<Resumed> {
     let leader = cluster.wait_for_leader(Duration::from_secs(60)).await?;
     let leader_url = cluster.node(leader)?.rpc_url.clone();
@@ -51,26 +52,10 @@ pub(crate) async fn resume(cluster: &mut Cluster, id: NodeId) -> eyre::Result<Re
         .head_number;
     cluster.signal(id, libc::SIGCONT)?;
     let resumed = Instant::now();
-    loop {
-        let head = client::node_status(&url, Duration::from_secs(2))
-            .await
-            .map_or(0, |s| s.head_number);
-        if head >= target {
-            break;
-        }
-        if let Some((_, status)) = cluster.reap().into_iter().find(|(node, _)| *node == id) {
-            return Err(eyre!(
-                "node {id} exited ({status}) before it caught up; see {}",
-                cluster.node(id)?.log_path.display()
-            ));
-        }
-        if resumed.elapsed() > CATCH_UP_PATIENCE {
-            return Err(eyre!(
-                "node {id} stayed at block {head} (the leader was at {target}) for {CATCH_UP_PATIENCE:?}"
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    cluster
+        .wait_for_height(target, CATCH_UP_PATIENCE)
+        .await
+        .wrap_err_with(|| format!("node {id} did not catch up with block {target}"))?;
     let caught_up = resumed.elapsed();
     Ok(Resumed {
         id,
