@@ -86,7 +86,7 @@ pub async fn launch(
     crate::disk::check(data, config.data.min_free_disk_bytes)?;
     let raft_store = RaftStore::open(&data.join("raft"))?;
     check_identity(&raft_store, &config, &spec)?;
-    let store = Store::open(&data.join("chain"))?;
+    let store = Store::open_with_memory(&data.join("chain"), config.data.db_memory_bytes)?;
     // Sized for /metrics once the page's recorder is installed (below).
     let sized = (store.clone(), raft_store.clone());
     // Raft and the p2p transport get threads of their own (DESIGN §6).

@@ -42,7 +42,10 @@ use std::{
 
 use alloy_primitives::B256;
 use parking_lot::RwLock;
-use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, Options};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, Options,
+    WriteBufferManager,
+};
 use serde::{Deserialize, Serialize};
 
 pub use chain::ChainWrite;
@@ -106,6 +109,8 @@ pub struct Store {
     db: Arc<RwLock<Arc<DB>>>,
     /// Where it was opened: a link that an install switches, or a plain directory.
     path: Arc<PathBuf>,
+    /// The memory the database may hold (see [`open_db`]), kept for installs.
+    memory_bytes: usize,
 }
 
 impl std::fmt::Debug for Store {
@@ -115,19 +120,27 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (or creates) the chain database at `path`. A path that does not
-    /// exist yet becomes a link to a fresh directory beside it, so that snapshots
-    /// can later be installed by switching the link; an existing directory is
-    /// opened as it is.
+    /// Opens (or creates) the chain database at `path` with
+    /// [`DEFAULT_CHAIN_MEMORY_BYTES`] of memory.
     pub fn open(path: &Path) -> StorageResult<Self> {
+        Self::open_with_memory(path, DEFAULT_CHAIN_MEMORY_BYTES)
+    }
+
+    /// Opens (or creates) the chain database at `path`, holding about
+    /// `memory_bytes` between its block cache and its write buffers. A path that
+    /// does not exist yet becomes a link to a fresh directory beside it, so that
+    /// snapshots can later be installed by switching the link; an existing
+    /// directory is opened as it is.
+    pub fn open_with_memory(path: &Path, memory_bytes: usize) -> StorageResult<Self> {
         let live = swap::prepare(path)?;
         Ok(Self {
             db: Arc::new(RwLock::new(Arc::new(open_db(
                 &live,
                 &CHAIN_FAMILIES,
-                CHAIN_CACHE_BYTES,
+                memory_bytes,
             )?))),
             path: Arc::new(path.to_path_buf()),
+            memory_bytes,
         })
     }
 
@@ -152,21 +165,23 @@ impl Store {
     }
 }
 
-/// Block cache of the chain database, shared by its families: the upper trie
-/// levels, hot accounts and every table's index and filter blocks stay in memory.
-/// Sized by `baton bench tps --fresh-recipients` over 500k transfers, where the
-/// late rate held up better with 512 MiB than with 128 MiB (docs/state.md).
-const CHAIN_CACHE_BYTES: usize = 512 << 20;
-/// Block cache of the Raft database (log entries are read back once or twice).
-const RAFT_CACHE_BYTES: usize = 8 << 20;
+/// Memory of the chain database unless configured: its block cache, where the
+/// upper trie levels, hot accounts and every table's index and filter blocks stay,
+/// and its write buffers (docs/state.md has the measurements).
+pub const DEFAULT_CHAIN_MEMORY_BYTES: usize = 256 << 20;
+/// Memory of the Raft database (log entries are read back once or twice).
+const RAFT_MEMORY_BYTES: usize = 32 << 20;
 
-/// Opens (or creates) a database in `path` with `families`, sharing one block
-/// cache of `cache_bytes` between them.
+/// Opens (or creates) a database in `path` with `families`, holding about
+/// `memory_bytes` in all: one block cache of that size, shared by the families,
+/// to which the write buffers (memtables) are charged. The write buffers are
+/// flushed once they pass a quarter of it, so however long the chain grows and
+/// however many families take writes, the database's memory stays flat.
 ///
 /// Every table carries a bloom filter: most reads of a growing chain are misses
 /// (a fresh recipient's account, a slot never written), and without one a miss
 /// reads a block of every level, so each lookup slows as the chain grows.
-fn open_db(path: &Path, families: &[&'static str], cache_bytes: usize) -> StorageResult<DB> {
+fn open_db(path: &Path, families: &[&'static str], memory_bytes: usize) -> StorageResult<DB> {
     std::fs::create_dir_all(path).map_err(|source| StorageError::Io {
         path: path.display().to_string(),
         source,
@@ -177,7 +192,12 @@ fn open_db(path: &Path, families: &[&'static str], cache_bytes: usize) -> Storag
     options.set_compression_type(DBCompressionType::Lz4);
     // Detect torn or corrupt files at open rather than serve bad data later.
     options.set_paranoid_checks(true);
-    let cache = Cache::new_lru_cache(cache_bytes);
+    let cache = Cache::new_lru_cache(memory_bytes);
+    options.set_write_buffer_manager(&WriteBufferManager::new_write_buffer_manager_with_cache(
+        memory_bytes / 4,
+        false,
+        cache.clone(),
+    ));
     let mut tables = BlockBasedOptions::default();
     tables.set_block_cache(&cache);
     tables.set_bloom_filter(10.0, false);
@@ -234,4 +254,48 @@ fn decode_index(key: &[u8]) -> StorageResult<u64> {
         .try_into()
         .map_err(|_| StorageError::Corrupt(format!("key of {} bytes, want 8", key.len())))?;
     Ok(u64::from_be_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// The write buffers are charged to the memory limit: past a quarter of it they
+    /// are flushed, where RocksDB's defaults would keep up to 64 MiB per family.
+    #[test]
+    fn write_buffers_stay_within_a_quarter_of_the_memory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let memory = 64 << 20;
+        let store = Store::open_with_memory(&dir.path().join("chain"), memory).expect("open");
+        let db = store.db();
+        let families = [CF_BLOCKS, CF_TRIE];
+        let value = vec![0x5a; 4096];
+        // 48 MiB, 24 in each family: under RocksDB's default 64 MiB write buffer.
+        for i in 0u64..12_288 {
+            let family = families[i as usize % families.len()];
+            db.put_cf(cf(&db, family), i.to_be_bytes(), &value)
+                .expect("put");
+        }
+        let memtables = || {
+            families
+                .iter()
+                .map(|family| {
+                    db.property_int_value_cf(cf(&db, family), "rocksdb.cur-size-all-mem-tables")
+                        .expect("property")
+                        .expect("known property")
+                })
+                .sum::<u64>()
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while memtables() > memory as u64 / 4 {
+            assert!(
+                Instant::now() < deadline,
+                "{} bytes of write buffers after 48 MiB written with a limit of {memory}",
+                memtables()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }

@@ -21,7 +21,7 @@ use baton_primitives::codec;
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch};
 
 use crate::{
-    Identity, RAFT_CACHE_BYTES, StorageResult, cf, decode_index, index_key, open_db, sync_write,
+    Identity, RAFT_MEMORY_BYTES, StorageResult, cf, decode_index, index_key, open_db, sync_write,
 };
 
 const CF_RAFT_LOG: &str = "raft_log";
@@ -51,7 +51,7 @@ impl RaftStore {
     /// Opens (or creates) the database in `path`.
     pub fn open(path: &Path) -> StorageResult<Self> {
         Ok(Self {
-            db: Arc::new(open_db(path, &FAMILIES, RAFT_CACHE_BYTES)?),
+            db: Arc::new(open_db(path, &FAMILIES, RAFT_MEMORY_BYTES)?),
         })
     }
 

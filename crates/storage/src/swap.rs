@@ -19,7 +19,7 @@ use std::{
 
 use rocksdb::checkpoint::Checkpoint;
 
-use crate::{CHAIN_CACHE_BYTES, CHAIN_FAMILIES, StorageError, StorageResult, Store, open_db};
+use crate::{CHAIN_FAMILIES, StorageError, StorageResult, Store, open_db};
 
 fn io_error(path: &Path, source: io::Error) -> StorageError {
     StorageError::Io {
@@ -130,7 +130,7 @@ impl Store {
         let target = versions.join(&next);
         std::fs::rename(dir, &target).map_err(|e| io_error(&target, e))?;
         sync_dir(&versions)?;
-        let db = open_db(&target, &CHAIN_FAMILIES, CHAIN_CACHE_BYTES)?;
+        let db = open_db(&target, &CHAIN_FAMILIES, self.memory_bytes)?;
         switch_link(link, &next)?;
         let replaced = std::mem::replace(&mut *self.db.write(), Arc::new(db));
         // Closed once the last operation holding it ends; its files go now (an

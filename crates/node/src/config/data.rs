@@ -9,6 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 
+/// The write buffers get a quarter; below 16 MiB for the chain's 13 families,
+/// which take 1 MiB of buffer each as soon as they are written, they would flush
+/// almost every write.
+const MIN_DB_MEMORY_MB: u64 = 64;
+/// 1 TiB: beyond any machine this runs on, and far from overflowing a shift.
+const MAX_DB_MEMORY_MB: u64 = 1 << 20;
+
 /// Data and genesis settings as given.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Args, Serialize, Deserialize)]
 #[serde(default)]
@@ -55,6 +62,11 @@ pub struct DataArgs {
     /// [default: 256].
     #[arg(long)]
     pub min_free_disk_mb: Option<u64>,
+    /// Memory the chain database may hold, in MiB: its block cache and its write
+    /// buffers under one limit, so a node's memory stays flat as the chain grows
+    /// [default: 256].
+    #[arg(long)]
+    pub db_memory_mb: Option<u64>,
 }
 
 /// Data and genesis settings, checked.
@@ -74,6 +86,8 @@ pub struct DataConfig {
     pub state_history_blocks: Option<u64>,
     /// Free space under the database below which the node stops (0: never).
     pub min_free_disk_bytes: u64,
+    /// Memory the chain database may hold: block cache and write buffers.
+    pub db_memory_bytes: usize,
 }
 
 impl DataArgs {
@@ -114,6 +128,15 @@ impl DataArgs {
                 other => other,
             },
             min_free_disk_bytes: self.min_free_disk_mb.unwrap_or(256).saturating_mul(1 << 20),
+            db_memory_bytes: match self.db_memory_mb {
+                None => baton_storage::DEFAULT_CHAIN_MEMORY_BYTES,
+                Some(mb @ MIN_DB_MEMORY_MB..=MAX_DB_MEMORY_MB) => (mb as usize) << 20,
+                Some(other) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "db_memory_mb {other} must be in {MIN_DB_MEMORY_MB}..={MAX_DB_MEMORY_MB}"
+                    )));
+                }
+            },
         })
     }
 }

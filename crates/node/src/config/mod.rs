@@ -234,6 +234,26 @@ mod tests {
     }
 
     #[test]
+    fn the_database_memory_is_bounded_both_ways() {
+        let mut args = base();
+        assert_eq!(
+            args.clone().resolve().expect("valid").data.db_memory_bytes,
+            baton_storage::DEFAULT_CHAIN_MEMORY_BYTES
+        );
+        args.data.db_memory_mb = Some(8);
+        let err = args.clone().resolve().expect_err("too little");
+        assert!(
+            err.to_string().contains("db_memory_mb 8 must be in 64..="),
+            "{err}"
+        );
+        args.data.db_memory_mb = Some(96);
+        assert_eq!(
+            args.resolve().expect("valid").data.db_memory_bytes,
+            96 << 20
+        );
+    }
+
+    #[test]
     fn a_missing_setting_is_named() {
         let mut args = base();
         args.rpc.rpc_addr = None;
