@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 
-/// The write buffers get a quarter; below 16 MiB for the chain's 13 families,
-/// which take 1 MiB of buffer each as soon as they are written, they would flush
-/// almost every write.
+/// The write buffers get a quarter of the limit. Below 16 MiB of them, the chain's
+/// 13 families, each taking 1 MiB of buffer once written, would flush at almost
+/// every write.
 const MIN_DB_MEMORY_MB: u64 = 64;
 /// 1 TiB: beyond any machine this runs on, and far from overflowing a shift.
 const MAX_DB_MEMORY_MB: u64 = 1 << 20;
