@@ -8,6 +8,8 @@
 //! acknowledged transaction is in exactly one block. With `--add-member`, a new
 //! member then joins the chain so built (`crate::join`); with `--stop-follower`,
 //! one follower sits out the run SIGSTOPped and must catch up after it (`stop`).
+//! With `--fresh-between`, the run is the long haul: the same load on a small state
+//! and on one grown by fresh accounts, compared.
 
 mod report;
 mod sign;
@@ -16,7 +18,7 @@ mod watch;
 
 use std::{
     collections::HashMap,
-    sync::Arc,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -56,6 +58,12 @@ pub struct TpsArgs {
     /// acknowledged transfers, and their ratio.
     #[arg(long)]
     pub window: Option<usize>,
+    /// The long haul in three phases, each sent in full before the next: `--window`
+    /// transfers to one address, then this many each to a fresh address, then
+    /// `--window` more to one address. Reports each phase's throughput and the last
+    /// ÷ the first: the same load on a small state and on a grown one.
+    #[arg(long, requires = "window", conflicts_with_all = ["per_account", "fresh_recipients"])]
+    pub fresh_between: Option<u64>,
     /// After the transfers, add one more node as a member: it joins, catches up
     /// (by snapshot once the log it needs is purged) and is promoted; reports how
     /// long that took and the snapshot bytes sent.
@@ -72,6 +80,77 @@ pub struct TpsArgs {
     pub stop_follower: bool,
     #[command(flatten)]
     pub cluster: BenchCluster,
+}
+
+/// Per phase, transfers per account and whether each goes to a fresh address.
+fn phase_plan(args: &TpsArgs) -> eyre::Result<Vec<(u64, bool)>> {
+    let (Some(between), Some(window)) = (args.fresh_between, args.window) else {
+        return Ok(vec![(args.per_account, args.fresh_recipients)]);
+    };
+    let accounts = u64::from(args.accounts);
+    let (window, between) = (window as u64 / accounts, between / accounts);
+    if window == 0 || between == 0 {
+        bail!("--window and --fresh-between must each be at least --accounts ({accounts})");
+    }
+    Ok(vec![(window, false), (between, true), (window, false)])
+}
+
+/// Sends `queues` from `concurrency` workers until every transfer is acknowledged
+/// or refused. Workers take whole accounts off a shared queue, so one account's
+/// transfers go out in nonce order, each after the previous one is acknowledged.
+async fn send(
+    queues: sign::Queues,
+    clients: &[HttpClient],
+    concurrency: usize,
+    sent: &Arc<Mutex<HashMap<B256, Sent>>>,
+    refused: &Arc<Mutex<Vec<String>>>,
+) -> eyre::Result<report::Loaded> {
+    let queues = Arc::new(Mutex::new(queues));
+    let first_idle = Arc::new(OnceLock::new());
+    let began = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|worker| {
+            let (queues, sent, refused, first_idle) = (
+                queues.clone(),
+                sent.clone(),
+                refused.clone(),
+                first_idle.clone(),
+            );
+            let client = clients[worker % clients.len()].clone();
+            tokio::spawn(async move {
+                loop {
+                    // Taken in its own statement: the lock is not held while sending.
+                    let Some(account) = queues.lock().pop() else {
+                        first_idle.get_or_init(Instant::now);
+                        return;
+                    };
+                    for (hash, raw) in account {
+                        let at = Instant::now();
+                        let answer: Result<B256, _> = client
+                            .request("eth_sendRawTransaction", rpc_params![raw])
+                            .await;
+                        match answer {
+                            Ok(acked_hash) if acked_hash == hash => {
+                                let acked = Instant::now();
+                                sent.lock().insert(hash, Sent { at, acked });
+                            }
+                            other => {
+                                refused.lock().push(format!("{hash}: {other:?}"));
+                                break;
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.wrap_err("worker")?;
+    }
+    Ok(report::Loaded {
+        began,
+        until: first_idle.get().copied().unwrap_or_else(Instant::now),
+    })
 }
 
 /// When one transfer was sent and acknowledged.
@@ -104,8 +183,17 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
     };
 
     let signing = Instant::now();
-    let queues = sign::sign(args.accounts, args.per_account, args.fresh_recipients)?;
-    let total = u64::from(args.accounts) * args.per_account;
+    let mut phases = Vec::new();
+    let mut nonce = 0;
+    for (per_account, fresh) in phase_plan(&args)? {
+        phases.push(sign::sign(
+            args.accounts,
+            nonce..nonce + per_account,
+            fresh,
+        )?);
+        nonce += per_account;
+    }
+    let total = u64::from(args.accounts) * nonce;
     println!(
         "signed {total} transfers from {} accounts in {:.1}s",
         args.accounts,
@@ -151,51 +239,12 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
     let memory = watch::Memory::default();
     let memory_watcher = watch::memory(pids.clone(), memory.clone());
 
-    // Workers take whole accounts off a shared queue, so one account's transfers go
-    // out in nonce order, each after the previous one is acknowledged.
-    let queues = Arc::new(Mutex::new(queues));
     let sent: Arc<Mutex<HashMap<B256, Sent>>> = Arc::default();
     let refused = Arc::new(Mutex::new(Vec::new()));
-    let first_idle: Arc<Mutex<Option<Instant>>> = Arc::default();
     let began = Instant::now();
-    let workers: Vec<_> = (0..args.concurrency)
-        .map(|worker| {
-            let (queues, sent, refused, first_idle) = (
-                queues.clone(),
-                sent.clone(),
-                refused.clone(),
-                first_idle.clone(),
-            );
-            let client = clients[worker % clients.len()].clone();
-            tokio::spawn(async move {
-                loop {
-                    // Taken in its own statement: the lock is not held while sending.
-                    let Some(account) = queues.lock().pop() else {
-                        first_idle.lock().get_or_insert_with(Instant::now);
-                        return;
-                    };
-                    for (hash, raw) in account {
-                        let at = Instant::now();
-                        let answer: Result<B256, _> = client
-                            .request("eth_sendRawTransaction", rpc_params![raw])
-                            .await;
-                        match answer {
-                            Ok(acked_hash) if acked_hash == hash => {
-                                let acked = Instant::now();
-                                sent.lock().insert(hash, Sent { at, acked });
-                            }
-                            other => {
-                                refused.lock().push(format!("{hash}: {other:?}"));
-                                break;
-                            }
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    for worker in workers {
-        worker.await.wrap_err("worker")?;
+    let mut loaded = Vec::new();
+    for queues in phases {
+        loaded.push(send(queues, &clients, args.concurrency, &sent, &refused).await?);
     }
     let sending = began.elapsed();
     let acked: HashMap<B256, Sent> = sent.lock().clone();
@@ -254,7 +303,7 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
         leaders: leaders.lock().clone(),
         refused: refused.lock().clone(),
         sending,
-        full_load_until: first_idle.lock().unwrap_or_else(Instant::now),
+        loaded,
         usage,
         memory: std::mem::take(&mut *memory.lock()),
         seals,
@@ -274,4 +323,88 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
         bail!("the run lost, duplicated or refused transfers (see above)");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        tps: TpsArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<TpsArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("tps").chain(args.iter().copied())).map(|c| c.tps)
+    }
+
+    #[test]
+    fn the_long_haul_is_one_address_then_fresh_then_one_address() {
+        let args = parse(&[
+            "--accounts",
+            "64",
+            "--window",
+            "50000",
+            "--fresh-between",
+            "500000",
+        ])
+        .expect("valid");
+        assert_eq!(
+            phase_plan(&args).expect("valid"),
+            vec![(781, false), (7812, true), (781, false)]
+        );
+        let plain = parse(&[
+            "--accounts",
+            "4",
+            "--per-account",
+            "10",
+            "--fresh-recipients",
+        ])
+        .expect("valid");
+        assert_eq!(phase_plan(&plain).expect("valid"), vec![(10, true)]);
+    }
+
+    #[test]
+    fn a_long_haul_needs_whole_transfers_per_account_and_its_own_counts() {
+        let short = parse(&[
+            "--accounts",
+            "64",
+            "--window",
+            "10",
+            "--fresh-between",
+            "500000",
+        ])
+        .expect("parses");
+        assert!(phase_plan(&short).is_err(), "10 transfers over 64 accounts");
+        assert!(
+            parse(&["--fresh-between", "500000"]).is_err(),
+            "needs --window"
+        );
+        assert!(
+            parse(&[
+                "--window",
+                "100",
+                "--fresh-between",
+                "500",
+                "--per-account",
+                "3"
+            ])
+            .is_err(),
+            "the phases set the transfers per account"
+        );
+        assert!(
+            parse(&[
+                "--window",
+                "100",
+                "--fresh-between",
+                "500",
+                "--fresh-recipients"
+            ])
+            .is_err(),
+            "the phases set the recipients"
+        );
+    }
 }

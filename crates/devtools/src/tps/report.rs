@@ -20,9 +20,8 @@ pub(crate) struct Outcome {
     pub leaders: Vec<(u64, Option<NodeId>)>,
     pub refused: Vec<String>,
     pub sending: Duration,
-    /// When the first worker found no account left to send from: until then every
-    /// worker had a request in flight.
-    pub full_load_until: Instant,
+    /// Per phase sent: while every worker had a request in flight.
+    pub loaded: Vec<Loaded>,
     /// Per node: usage before and after the run.
     pub usage: Vec<(NodeId, watch::Usage, watch::Usage)>,
     /// Per node: RSS sampled through the run.
@@ -32,6 +31,14 @@ pub(crate) struct Outcome {
     /// Per node: bytes in its data dir before and after the run.
     pub disk: Vec<(NodeId, u64, u64)>,
     pub cores: usize,
+}
+
+/// One phase of the run under full load: from its first send until the first
+/// worker found no account left to send from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Loaded {
+    pub began: Instant,
+    pub until: Instant,
 }
 
 /// What one node's `/metrics` said at the end of the run.
@@ -71,10 +78,10 @@ pub(crate) fn print(args: &TpsArgs, o: &Outcome) -> bool {
         args.cluster.nodes,
         args.concurrency,
         args.cluster.block_time_ms,
-        if args.fresh_recipients {
-            ", each to a fresh address"
-        } else {
-            ""
+        match (args.fresh_between, args.fresh_recipients) {
+            (Some(_), _) => ", in three phases",
+            (None, true) => ", each to a fresh address",
+            (None, false) => "",
         },
     );
     let mut ack: Vec<Duration> = acks.iter().map(|s| s.acked - s.at).collect();
@@ -101,8 +108,12 @@ pub(crate) fn print(args: &TpsArgs, o: &Outcome) -> bool {
     // The last window ends when the first worker ran out of transfers: from then on
     // fewer requests are in flight, and the tail would measure the client running
     // dry, not the node.
-    let loaded = acks.partition_point(|s| s.acked <= o.full_load_until);
-    match args.window.filter(|w| *w > 0) {
+    if o.loaded.len() > 1 {
+        print_phases(&acks, &o.loaded);
+    }
+    let full_load_until = o.loaded.last().map_or_else(Instant::now, |l| l.until);
+    let loaded = acks.partition_point(|s| s.acked <= full_load_until);
+    match args.window.filter(|w| *w > 0 && o.loaded.len() == 1) {
         Some(window) if loaded < 2 * window => println!(
             "windows of {window}: not measured: only {loaded} acks came while all {} workers \
              had transfers to send (more accounts than workers make the full-load stretch longer)",
@@ -190,6 +201,41 @@ pub(crate) fn print(args: &TpsArgs, o: &Outcome) -> bool {
         println!("refused: {line}");
     }
     missing + duplicated + unknown == 0 && o.refused.is_empty()
+}
+
+/// Acknowledgements of transfers sent in `phase` while it was under full load.
+fn count_in(acks: &[&Sent], phase: Loaded) -> usize {
+    acks.iter()
+        .filter(|s| s.at >= phase.began && s.acked <= phase.until)
+        .count()
+}
+
+/// Each phase's throughput under full load, and the last ÷ the first (the same
+/// load on the grown state as on the small one).
+fn print_phases(acks: &[&Sent], phases: &[Loaded]) {
+    const KINDS: [&str; 3] = [
+        "to one address",
+        "each to a fresh address",
+        "to one address again",
+    ];
+    let rates: Vec<f64> = phases
+        .iter()
+        .zip(KINDS)
+        .enumerate()
+        .map(|(i, (phase, kind))| {
+            let count = count_in(acks, *phase);
+            let over = (phase.until - phase.began).as_secs_f64();
+            let rate = count as f64 / over.max(1e-9);
+            println!(
+                "phase {} ({kind}): {count} acks under full load in {over:.1}s: {rate:.0}/s",
+                i + 1
+            );
+            rate
+        })
+        .collect();
+    if let (Some(first), Some(last)) = (rates.first(), rates.last()) {
+        println!("last phase ÷ first = {:.2}", last / first);
+    }
 }
 
 /// Each node's RSS after the run's first minute: where it started, its highest,

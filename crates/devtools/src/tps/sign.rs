@@ -1,5 +1,7 @@
 //! The transfers a throughput run sends, signed before the clock starts.
 
+use std::ops::Range;
+
 use alloy_primitives::{Address, B256, Bytes, keccak256};
 use alloy_signer_local::PrivateKeySigner;
 use baton_primitives::dev_accounts;
@@ -9,15 +11,16 @@ use crate::client::signed_transfer;
 /// For each sending account, its transfers in nonce order as (hash, raw).
 pub(crate) type Queues = Vec<Vec<(B256, Bytes)>>;
 
-/// Transfers of 1 wei from each of the first `accounts` dev accounts, `per_account`
-/// each; to one sink address, or (`fresh`) each to an address never used before,
-/// so every transfer creates an account.
-pub(crate) fn sign(accounts: u32, per_account: u64, fresh: bool) -> eyre::Result<Queues> {
+/// Transfers of 1 wei from each of the first `accounts` dev accounts, one per nonce
+/// in `nonces`; to one sink address, or (`fresh`) each to an address never used
+/// before, so every transfer creates an account.
+pub(crate) fn sign(accounts: u32, nonces: Range<u64>, fresh: bool) -> eyre::Result<Queues> {
     let sink = Address::repeat_byte(0xbe);
     let signers: Vec<PrivateKeySigner> = dev_accounts(accounts)
         .into_iter()
         .map(|account| PrivateKeySigner::from_bytes(&account.private_key))
         .collect::<Result<_, _>>()?;
+    let nonces = &nonces;
     // Signing is CPU-bound: spread the senders over the cores.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     std::thread::scope(|scope| {
@@ -28,7 +31,8 @@ pub(crate) fn sign(accounts: u32, per_account: u64, fresh: bool) -> eyre::Result
                     chunk
                         .iter()
                         .map(|signer| {
-                            (0..per_account)
+                            nonces
+                                .clone()
                                 .map(|nonce| {
                                     let to = if fresh {
                                         fresh_recipient(signer.address(), nonce)
