@@ -522,7 +522,7 @@ async fn a_leader_that_seals_slowly_steps_down() {
         }
         assert!(
             Instant::now() < deadline,
-            "the slow leader did not step down: {status:?}"
+            "the slow leader (node {slow}, its seal delay set) did not step down: {status:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

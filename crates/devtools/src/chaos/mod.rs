@@ -25,9 +25,9 @@
 //! it, each node's fault hook (`baton_faultPartition`) closes its Raft links in
 //! process. Either way clients still reach every node's RPC.
 //!
-//! With `--torture N` the schedule is instead N SIGKILLs of random nodes at random
-//! points while they write, each restarted at once and required to come back and
-//! rejoin. The seed fixes the schedule and every client's choice of node, so a
+//! With `--torture N` the schedule is instead N SIGKILLs of random nodes (with
+//! `--kill-leader`, of the leader) at random points while they write, each
+//! restarted at once and required to come back and rejoin. The seed fixes the schedule and every client's choice of node, so a
 //! failing run replays the same faults in the same order (timing still varies).
 
 mod history;
@@ -79,6 +79,11 @@ pub struct ChaosArgs {
     /// it writes, restarting it each time (storage torture).
     #[arg(long, default_value_t = 0)]
     pub torture: u32,
+    /// With `--torture`: every kill is of the node leading at that moment, at a
+    /// random point of its block, restarted once another node leads
+    /// (preconfirmations across failovers).
+    #[arg(long, requires = "torture")]
+    pub kill_leader: bool,
     #[command(flatten)]
     pub cluster: BenchCluster,
 }
@@ -153,7 +158,9 @@ pub async fn run(args: ChaosArgs) -> eyre::Result<()> {
         },
         args.clients,
         args.cluster.block_time_ms,
-        if args.torture > 0 {
+        if args.kill_leader {
+            format!("{} SIGKILLs of the leader", args.torture)
+        } else if args.torture > 0 {
             format!("{} storage-torture kills", args.torture)
         } else {
             format!("faults for {} s", args.duration_secs)
@@ -191,7 +198,7 @@ pub async fn run(args: ChaosArgs) -> eyre::Result<()> {
 
     let started = Instant::now();
     let outcome = if args.torture > 0 {
-        torture(&mut cluster, &mut rng, args.torture).await
+        torture(&mut cluster, &mut rng, args.torture, args.kill_leader).await
     } else {
         schedule(
             &mut cluster,
@@ -383,13 +390,24 @@ async fn schedule(
 }
 
 /// Storage torture: SIGKILL a random node at a random point, restart it at once,
-/// and require it to answer again and catch up with the others.
-async fn torture(cluster: &mut Cluster, rng: &mut Rng, kills: u32) -> eyre::Result<Vec<Fault>> {
+/// and require it to answer again and catch up with the others. With `leaders`,
+/// every victim is the leader, restarted once another node leads.
+async fn torture(
+    cluster: &mut Cluster,
+    rng: &mut Rng,
+    kills: u32,
+    leaders: bool,
+) -> eyre::Result<Vec<Fault>> {
     let ids: Vec<NodeId> = cluster.nodes.iter().map(|n| n.id).collect();
     let mut faults = Vec::new();
     for round in 1..=kills {
-        let victim = ids[rng.below(ids.len() as u64) as usize];
+        let random = ids[rng.below(ids.len() as u64) as usize];
         tokio::time::sleep(rng.between(Duration::ZERO, Duration::from_millis(1_500))).await;
+        let victim = if leaders {
+            cluster.wait_for_leader(Duration::from_secs(30)).await?
+        } else {
+            random
+        };
         let fault =
             if client::node_status(&cluster.node(victim)?.rpc_url, Duration::from_millis(500))
                 .await
@@ -400,6 +418,11 @@ async fn torture(cluster: &mut Cluster, rng: &mut Rng, kills: u32) -> eyre::Resu
                 Fault::KillFollower
             };
         cluster.kill(victim)?;
+        if leaders {
+            // Restarted at once, the killed leader could win the next election
+            // itself; the point is another node sealing its open block.
+            cluster.wait_for_leader(Duration::from_secs(30)).await?;
+        }
         cluster.start(victim)?;
         let rejoined = rejoin(cluster, victim).await;
         if let Err(e) = rejoined {

@@ -96,15 +96,17 @@ fn phase_plan(args: &TpsArgs) -> eyre::Result<Vec<(u64, bool)>> {
 }
 
 /// Sends `queues` from `concurrency` workers until every transfer is acknowledged
-/// or refused. Workers take whole accounts off a shared queue, so one account's
-/// transfers go out in nonce order, each after the previous one is acknowledged.
+/// or refused; returns when it began and when the first worker found no account
+/// left (until then every worker had a request in flight). Workers take whole
+/// accounts off a shared queue, so one account's transfers go out in nonce order,
+/// each after the previous one is acknowledged.
 async fn send(
     queues: sign::Queues,
     clients: &[HttpClient],
     concurrency: usize,
     sent: &Arc<Mutex<HashMap<B256, Sent>>>,
     refused: &Arc<Mutex<Vec<String>>>,
-) -> eyre::Result<report::Loaded> {
+) -> eyre::Result<(Instant, Instant)> {
     let queues = Arc::new(Mutex::new(queues));
     let first_idle = Arc::new(OnceLock::new());
     let began = Instant::now();
@@ -147,10 +149,8 @@ async fn send(
     for worker in workers {
         worker.await.wrap_err("worker")?;
     }
-    Ok(report::Loaded {
-        began,
-        until: first_idle.get().copied().unwrap_or_else(Instant::now),
-    })
+    let until = first_idle.get().copied().unwrap_or_else(Instant::now);
+    Ok((began, until))
 }
 
 /// When one transfer was sent and acknowledged.
@@ -186,11 +186,8 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
     let mut phases = Vec::new();
     let mut nonce = 0;
     for (per_account, fresh) in phase_plan(&args)? {
-        phases.push(sign::sign(
-            args.accounts,
-            nonce..nonce + per_account,
-            fresh,
-        )?);
+        let queues = sign::sign(args.accounts, nonce..nonce + per_account, fresh)?;
+        phases.push((queues, fresh));
         nonce += per_account;
     }
     let total = u64::from(args.accounts) * nonce;
@@ -243,8 +240,13 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
     let refused = Arc::new(Mutex::new(Vec::new()));
     let began = Instant::now();
     let mut loaded = Vec::new();
-    for queues in phases {
-        loaded.push(send(queues, &clients, args.concurrency, &sent, &refused).await?);
+    for (queues, fresh) in phases {
+        let (began, until) = send(queues, &clients, args.concurrency, &sent, &refused).await?;
+        loaded.push(report::Loaded {
+            began,
+            until,
+            fresh,
+        });
     }
     let sending = began.elapsed();
     let acked: HashMap<B256, Sent> = sent.lock().clone();

@@ -39,6 +39,8 @@ pub(crate) struct Outcome {
 pub(crate) struct Loaded {
     pub began: Instant,
     pub until: Instant,
+    /// Whether each of its transfers went to a fresh address.
+    pub fresh: bool,
 }
 
 /// What one node's `/metrics` said at the end of the run.
@@ -105,12 +107,12 @@ pub(crate) fn print(args: &TpsArgs, o: &Outcome) -> bool {
             ms(percentile(samples, 100.0))
         );
     }
-    // The last window ends when the first worker ran out of transfers: from then on
-    // fewer requests are in flight, and the tail would measure the client running
-    // dry, not the node.
     if o.loaded.len() > 1 {
         print_phases(&acks, &o.loaded);
     }
+    // The last window ends when the first worker ran out of transfers: from then on
+    // fewer requests are in flight, and the tail would measure the client running
+    // dry, not the node.
     let full_load_until = o.loaded.last().map_or_else(Instant::now, |l| l.until);
     let loaded = acks.partition_point(|s| s.acked <= full_load_until);
     match args.window.filter(|w| *w > 0 && o.loaded.len() == 1) {
@@ -213,21 +215,20 @@ fn count_in(acks: &[&Sent], phase: Loaded) -> usize {
 /// Each phase's throughput under full load, and the last ÷ the first (the same
 /// load on the grown state as on the small one).
 fn print_phases(acks: &[&Sent], phases: &[Loaded]) {
-    const KINDS: [&str; 3] = [
-        "to one address",
-        "each to a fresh address",
-        "to one address again",
-    ];
     let rates: Vec<f64> = phases
         .iter()
-        .zip(KINDS)
         .enumerate()
-        .map(|(i, (phase, kind))| {
+        .map(|(i, phase)| {
             let count = count_in(acks, *phase);
             let over = (phase.until - phase.began).as_secs_f64();
             let rate = count as f64 / over.max(1e-9);
+            let to = if phase.fresh {
+                "each to a fresh address"
+            } else {
+                "to one address"
+            };
             println!(
-                "phase {} ({kind}): {count} acks under full load in {over:.1}s: {rate:.0}/s",
+                "phase {} ({to}): {count} acks under full load in {over:.1}s: {rate:.0}/s",
                 i + 1
             );
             rate
