@@ -8,7 +8,9 @@
 //! same block at a height), and the chain's own shape (no gaps, parents link,
 //! per-sender nonces contiguous, nothing no client sent), and DESIGN §7 (every
 //! preconfirmation holds in the final chain: same block, position, status, gas
-//! and logs; every acknowledged transaction was preconfirmed).
+//! and logs; every acknowledged transaction was preconfirmed; streams continue
+//! through failovers: one payload id per block on every node, each subscription's
+//! frames numbered without gap or repeat).
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
@@ -38,6 +40,12 @@ pub(super) struct History {
     /// What the preconfirmation streams said: hash -> (node, what it said), one
     /// entry per node that streamed it.
     pub(super) preconfirmed: HashMap<B256, Vec<(NodeId, Preconfirmation)>>,
+    /// Frames streamed: block -> payload id -> nodes that streamed it under it
+    /// (one id per block, the same on every node and across leaders).
+    pub(super) payload_ids: BTreeMap<u64, BTreeMap<String, BTreeSet<NodeId>>>,
+    /// Frames counted, and those out of their subscription's numbering.
+    pub(super) frames: usize,
+    pub(super) frames_misnumbered: Vec<String>,
 }
 
 impl History {
@@ -54,6 +62,25 @@ impl History {
             {
                 said.push((node, preconfirmation));
             }
+        }
+    }
+
+    pub(super) fn record_frame(
+        &mut self,
+        node: NodeId,
+        block: u64,
+        payload_id: String,
+        misnumbered: Option<String>,
+    ) {
+        self.frames += 1;
+        self.payload_ids
+            .entry(block)
+            .or_default()
+            .entry(payload_id)
+            .or_default()
+            .insert(node);
+        if let Some(why) = misnumbered {
+            self.frames_misnumbered.push(format!("node {node}: {why}"));
         }
     }
 
@@ -95,6 +122,10 @@ pub(super) struct Verdict {
     /// chain contradicts.
     pub(super) preconfirmed: usize,
     pub(super) preconfirmations_broken: usize,
+    /// Frames streamed, and those under a second payload id for their block or
+    /// out of their subscription's numbering.
+    pub(super) frames: usize,
+    pub(super) frames_broken: usize,
     /// Acknowledged transactions no stream preconfirmed.
     pub(super) acked_unpreconfirmed: usize,
     pub(super) violations: Vec<String>,
@@ -117,6 +148,7 @@ pub(super) async fn check(
 ) -> eyre::Result<Verdict> {
     let mut verdict = Verdict {
         height,
+        frames: history.frames,
         violations: history.violations.clone(),
         ..Default::default()
     };
@@ -270,6 +302,18 @@ pub(super) async fn check(
                 ));
             }
         }
+    }
+    // A stream continues through any failover: one payload id per block
+    // everywhere, and each subscription's frames numbered without gap or repeat.
+    for (block, ids) in &history.payload_ids {
+        if ids.len() > 1 {
+            verdict.frames_broken += 1;
+            verdict.fail(format!("block {block} streamed under payload ids {ids:?}"));
+        }
+    }
+    for why in &history.frames_misnumbered {
+        verdict.frames_broken += 1;
+        verdict.fail(why.clone());
     }
     for tx in &history.acked {
         if !history.preconfirmed.contains_key(tx) {

@@ -275,8 +275,12 @@ pub async fn run(args: ChaosArgs) -> eyre::Result<()> {
         history.violations.len()
     );
     println!(
-        "preconfirmations: {} transactions preconfirmed, {} contradicted by the chain, {} acknowledged but never preconfirmed",
-        verdict.preconfirmed, verdict.preconfirmations_broken, verdict.acked_unpreconfirmed
+        "preconfirmations: {} transactions preconfirmed, {} contradicted by the chain, {} acknowledged but never preconfirmed; {} frames, {} with a second payload id for their block or out of order",
+        verdict.preconfirmed,
+        verdict.preconfirmations_broken,
+        verdict.acked_unpreconfirmed,
+        verdict.frames,
+        verdict.frames_broken
     );
     if !verdict.violations.is_empty() {
         for violation in &verdict.violations {

@@ -66,16 +66,59 @@ async fn stream(
             "eth_unsubscribe",
         )
         .await?;
+    let mut numbering = Numbering::default();
     while !stop.load(Ordering::Relaxed) {
         let frame = match tokio::time::timeout(Duration::from_millis(500), frames.next()).await {
             Err(_) => continue,
             Ok(None) => eyre::bail!("the stream ended"),
             Ok(Some(frame)) => frame?,
         };
+        let (block, index, payload_id) = header(&frame)?;
+        let broken = numbering.next(block, index).err();
         let preconfirmations = read(&frame)?;
-        history.lock().record_preconfirmations(id, preconfirmations);
+        let mut history = history.lock();
+        history.record_frame(id, block, payload_id, broken);
+        history.record_preconfirmations(id, preconfirmations);
     }
     Ok(())
+}
+
+/// The frame numbering one subscription must show (DESIGN §7): a block's frames
+/// are indexed 0, 1, 2, … with no gap or repeat, through any failover; only the
+/// block open when it subscribed may start past 0.
+#[derive(Debug, Default)]
+struct Numbering {
+    first_block: Option<u64>,
+    last: std::collections::HashMap<u64, u64>,
+}
+
+impl Numbering {
+    fn next(&mut self, block: u64, index: u64) -> Result<(), String> {
+        let first = *self.first_block.get_or_insert(block);
+        let expected = match self.last.get(&block) {
+            Some(last) => Some(last + 1),
+            None if block == first => None,
+            None => Some(0),
+        };
+        self.last.insert(block, index);
+        match expected {
+            Some(expected) if expected != index => Err(format!(
+                "block {block}: frame index {index} where {expected} was next"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A frame's block number, index and payload id.
+fn header(frame: &Value) -> eyre::Result<(u64, u64, String)> {
+    let block = frame["metadata"]["block_number"].as_u64();
+    let index = frame["index"].as_u64();
+    let payload_id = frame["payload_id"].as_str();
+    match (block, index, payload_id) {
+        (Some(block), Some(index), Some(id)) => Ok((block, index, id.to_string())),
+        _ => eyre::bail!("a frame without block number, index or payload id: {frame}"),
+    }
 }
 
 /// Every transaction a frame preconfirms, with what the frame says of it.
@@ -105,4 +148,23 @@ fn read(frame: &Value) -> eyre::Result<Vec<(B256, Preconfirmation)>> {
             ))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Numbering;
+
+    #[test]
+    fn frames_are_numbered_from_zero_without_gaps_except_the_block_joined() {
+        let mut numbering = Numbering::default();
+        assert!(numbering.next(7, 3).is_ok(), "joined block 7 mid-way");
+        assert!(numbering.next(7, 4).is_ok());
+        assert!(numbering.next(8, 0).is_ok());
+        assert!(numbering.next(8, 1).is_ok());
+        assert!(numbering.next(8, 3).is_err(), "a gap");
+        assert!(numbering.next(9, 1).is_err(), "a block must start at 0");
+        let mut repeat = Numbering::default();
+        assert!(repeat.next(2, 0).is_ok());
+        assert!(repeat.next(2, 0).is_err(), "a repeat");
+    }
 }
