@@ -25,9 +25,10 @@
 //! it, each node's fault hook (`baton_faultPartition`) closes its Raft links in
 //! process. Either way clients still reach every node's RPC.
 //!
-//! With `--torture N` the schedule is instead N SIGKILLs of random nodes (with
-//! `--kill-leader`, of the leader) at random points while they write, each
-//! restarted at once and required to come back and rejoin. The seed fixes the schedule and every client's choice of node, so a
+//! With `--torture N` the schedule is instead N SIGKILLs of random nodes at random
+//! points while they write, each restarted at once and required to come back and
+//! rejoin; with `--kill-leader`, each of the leader, restarted once another node
+//! leads. The seed fixes the schedule and every client's choice of node, so a
 //! failing run replays the same faults in the same order (timing still varies).
 
 mod history;

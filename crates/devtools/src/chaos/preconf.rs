@@ -75,7 +75,7 @@ async fn stream(
         };
         let (block, index, payload_id) = header(&frame)?;
         let broken = numbering.next(block, index).err();
-        let preconfirmations = read(&frame)?;
+        let preconfirmations = read(&frame, block)?;
         let mut history = history.lock();
         history.record_frame(id, block, payload_id, broken);
         history.record_preconfirmations(id, preconfirmations);
@@ -83,29 +83,31 @@ async fn stream(
     Ok(())
 }
 
-/// The frame numbering one subscription must show (DESIGN §7): a block's frames
-/// are indexed 0, 1, 2, … with no gap or repeat, through any failover; only the
-/// block open when it subscribed may start past 0.
+/// The frame numbering one subscription must show (DESIGN §7): blocks in order,
+/// each block's frames indexed 0, 1, 2, … with no gap or repeat, through any
+/// failover; only the block open when it subscribed may start past 0.
 #[derive(Debug, Default)]
 struct Numbering {
-    first_block: Option<u64>,
-    last: std::collections::HashMap<u64, u64>,
+    /// The block and index of the last frame.
+    last: Option<(u64, u64)>,
 }
 
 impl Numbering {
     fn next(&mut self, block: u64, index: u64) -> Result<(), String> {
-        let first = *self.first_block.get_or_insert(block);
-        let expected = match self.last.get(&block) {
-            Some(last) => Some(last + 1),
-            None if block == first => None,
-            None => Some(0),
+        let expected = match self.last.replace((block, index)) {
+            None => return Ok(()),
+            Some((last_block, last)) if last_block == block => last + 1,
+            Some((last_block, _)) if last_block < block => 0,
+            Some((last_block, _)) => {
+                return Err(format!("block {block} streamed after block {last_block}"));
+            }
         };
-        self.last.insert(block, index);
-        match expected {
-            Some(expected) if expected != index => Err(format!(
+        if index == expected {
+            Ok(())
+        } else {
+            Err(format!(
                 "block {block}: frame index {index} where {expected} was next"
-            )),
-            _ => Ok(()),
+            ))
         }
     }
 }
@@ -121,11 +123,8 @@ fn header(frame: &Value) -> eyre::Result<(u64, u64, String)> {
     }
 }
 
-/// Every transaction a frame preconfirms, with what the frame says of it.
-fn read(frame: &Value) -> eyre::Result<Vec<(B256, Preconfirmation)>> {
-    let block = frame["metadata"]["block_number"]
-        .as_u64()
-        .ok_or_else(|| eyre::eyre!("a frame with no block number: {frame}"))?;
+/// Every transaction a frame of `block` preconfirms, with what the frame says of it.
+fn read(frame: &Value, block: u64) -> eyre::Result<Vec<(B256, Preconfirmation)>> {
     let receipts = frame["metadata"]["receipts"]
         .as_object()
         .ok_or_else(|| eyre::eyre!("a frame with no receipts: {frame}"))?;
@@ -163,6 +162,7 @@ mod tests {
         assert!(numbering.next(8, 1).is_ok());
         assert!(numbering.next(8, 3).is_err(), "a gap");
         assert!(numbering.next(9, 1).is_err(), "a block must start at 0");
+        assert!(numbering.next(8, 4).is_err(), "blocks go forward");
         let mut repeat = Numbering::default();
         assert!(repeat.next(2, 0).is_ok());
         assert!(repeat.next(2, 0).is_err(), "a repeat");
