@@ -27,7 +27,7 @@ pub struct Joined {
     pub caught_up: Duration,
     /// `conductor_addServerAsVoter`.
     pub promoted: Duration,
-    /// Snapshot bytes the leader sent meanwhile, and the last snapshot's size.
+    /// Snapshot bytes the founders sent meanwhile, and the last snapshot's size.
     pub sent_bytes: f64,
     pub snapshot_bytes: Option<f64>,
     /// Times the new member was SIGKILLed mid-transfer and restarted.
@@ -46,22 +46,26 @@ pub async fn add_member(cluster: &mut Cluster, token: &str, crash: bool) -> eyre
     let (id, addr, url) = (joiner.id, joiner.p2p_addr.clone(), joiner.rpc_url.clone());
     let leader = cluster.wait_for_leader(Duration::from_secs(60)).await?;
     let leader_url = cluster.node(leader)?.rpc_url.clone();
-    let sent_before = client::node_metric(&leader_url, "baton_snapshot_sent_bytes_total").await;
+    // The leader first, then the other founders: leadership may move meanwhile.
+    let founders: Vec<String> = std::iter::once(leader_url.clone())
+        .chain(
+            cluster
+                .nodes
+                .iter()
+                .filter(|n| n.founder && n.id != leader)
+                .map(|n| n.rpc_url.clone()),
+        )
+        .collect();
+    let sent_before = snapshot_bytes_sent(&founders).await;
 
     cluster.start(id)?;
     let started = Instant::now();
-    let to_leader = admin(&leader_url, token, CATCH_UP_PATIENCE)?;
-    let mut add = {
-        let (to_leader, addr, url) = (to_leader.clone(), addr.clone(), url.clone());
-        tokio::spawn(async move {
-            to_leader
-                .request::<(), _>(
-                    "conductor_addServerAsNonvoter",
-                    rpc_params![id.to_string(), addr, 0, url],
-                )
-                .await
-        })
-    };
+    let mut add = tokio::spawn(on_leader(
+        founders.clone(),
+        token.to_string(),
+        "conductor_addServerAsNonvoter",
+        (id, addr.clone(), url.clone()),
+    ));
     // Until it holds the leader's head: the add call, and the crash if asked for
     // (once snapshot bytes reach it, before it holds any block).
     let mut crashes = 0;
@@ -86,10 +90,7 @@ pub async fn add_member(cluster: &mut Cluster, token: &str, crash: bool) -> eyre
             crashes += 1;
         }
         if added.is_none() && add.is_finished() {
-            (&mut add)
-                .await
-                .wrap_err("the add call's task")?
-                .wrap_err("conductor_addServerAsNonvoter")?;
+            (&mut add).await.wrap_err("the add call's task")??;
             let at = started.elapsed();
             let target = client::node_status(&leader_url, Duration::from_secs(5))
                 .await?
@@ -106,20 +107,19 @@ pub async fn add_member(cluster: &mut Cluster, token: &str, crash: bool) -> eyre
     };
 
     let promoting = Instant::now();
-    to_leader
-        .request::<(), _>(
-            "conductor_addServerAsVoter",
-            rpc_params![id.to_string(), addr, 0, url],
-        )
-        .await
-        .wrap_err("conductor_addServerAsVoter")?;
+    on_leader(
+        founders.clone(),
+        token.to_string(),
+        "conductor_addServerAsVoter",
+        (id, addr, url),
+    )
+    .await?;
     let promoted = promoting.elapsed();
     Ok(Joined {
         added,
         caught_up,
         promoted,
-        sent_bytes: client::node_metric(&leader_url, "baton_snapshot_sent_bytes_total").await
-            - sent_before,
+        sent_bytes: snapshot_bytes_sent(&founders).await - sent_before,
         snapshot_bytes: client::metrics(&leader_url, Duration::from_secs(5))
             .await
             .ok()
@@ -157,4 +157,39 @@ pub fn print(joined: &Joined) {
         "every member identical through block {}",
         joined.identical_through
     );
+}
+
+/// Snapshot bytes the nodes at `urls` have sent, together.
+async fn snapshot_bytes_sent(urls: &[String]) -> f64 {
+    let mut total = 0.0;
+    for url in urls {
+        total += client::node_metric(url, "baton_snapshot_sent_bytes_total").await;
+    }
+    total
+}
+
+/// Calls admin `method` for member `(id, p2p address, RPC url)` on the leader: on
+/// each of `urls` in turn while they answer "not the leader", as an operator
+/// follows leadership that moved.
+async fn on_leader(
+    urls: Vec<String>,
+    token: String,
+    method: &'static str,
+    (id, addr, url): (u64, String, String),
+) -> eyre::Result<()> {
+    let deadline = Instant::now() + CATCH_UP_PATIENCE;
+    for at in urls.iter().cycle() {
+        let answer = admin(at, &token, CATCH_UP_PATIENCE)?
+            .request::<(), _>(method, rpc_params![id.to_string(), &addr, 0, &url])
+            .await;
+        match answer {
+            Err(jsonrpsee::core::ClientError::Call(e))
+                if e.message().starts_with("not the leader") && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other.wrap_err(method),
+        }
+    }
+    Err(eyre!("no node to call {method} on"))
 }
