@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use baton_devtools::{bench, chaos, ctl, devnet, status, tps};
+use baton_devtools::{bench, chaos, ctl, devnet, exec, status, tps};
 use baton_node::{config::NodeArgs, launch::launch};
 use clap::{Args, Parser, Subcommand};
 use tokio::signal::unix::{SignalKind, signal};
@@ -48,6 +48,9 @@ enum BenchCommand {
     Tps(tps::TpsArgs),
     /// Rotate leadership every N blocks; report the hand-over's block interval.
     Rotation(bench::RotationArgs),
+    /// Execute, seal and write pre-signed transfers on one node without Raft; report
+    /// the execution path's upper bound.
+    Exec(exec::ExecArgs),
 }
 
 /// `baton node`: a config file and/or flags; each flag overrides the same setting
@@ -91,6 +94,9 @@ pub(crate) async fn run(cli: Cli) -> eyre::Result<()> {
         Command::Bench(BenchCommand::Failover(args)) => bench::failover(args).await,
         Command::Bench(BenchCommand::Tps(args)) => tps::tps(args).await,
         Command::Bench(BenchCommand::Rotation(args)) => bench::rotation(args).await,
+        Command::Bench(BenchCommand::Exec(args)) => {
+            tokio::task::spawn_blocking(|| exec::exec(args)).await?
+        }
         Command::Chaos(args) => chaos::run(args).await,
     }
 }

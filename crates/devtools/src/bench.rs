@@ -8,7 +8,8 @@
 //! every node holds the same hash at every height.
 
 use std::{
-    path::PathBuf,
+    io::Write,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
@@ -55,6 +56,26 @@ pub struct FailoverArgs {
     pub stop: bool,
     #[command(flatten)]
     pub cluster: BenchCluster,
+}
+
+/// How long this disk takes to make an append durable, the floor under every
+/// acknowledgement: `rounds` appends of 4 KiB to a scratch file in `dir`, each
+/// followed by `fdatasync`; sorted.
+pub fn fdatasync_times(dir: &Path, rounds: usize) -> std::io::Result<Vec<Duration>> {
+    let path = dir.join("fdatasync-probe");
+    let mut file = std::fs::File::create(&path)?;
+    let block = [0u8; 4096];
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let began = Instant::now();
+        file.write_all(&block)?;
+        file.sync_data()?;
+        times.push(began.elapsed());
+    }
+    drop(file);
+    std::fs::remove_file(&path)?;
+    times.sort_unstable();
+    Ok(times)
 }
 
 /// Nearest-rank percentile of sorted `samples`.

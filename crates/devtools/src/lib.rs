@@ -6,7 +6,8 @@
 //!   127.0.0.1 or each node in a network namespace of its own ([`netns`]).
 //! - [`devnet`], [`status`], [`ctl`]: `baton devnet`, `baton status` and the operator's
 //!   `baton ctl`; [`join`]: adding a member to a local cluster, measured.
-//! - [`bench`], [`tps`]: failover, rotation and throughput benchmarks; [`genesis`]: genesis
+//! - [`bench`], [`tps`]: failover, rotation and throughput benchmarks; [`exec`]: the
+//!   execution path's upper bound, on one node without Raft; [`genesis`]: genesis
 //!   files with more state.
 //! - [`chaos`]: seeded faults and storage torture, then the history check.
 //! - [`client`]: the small JSON-RPC client these tools share.
@@ -17,6 +18,7 @@ pub mod client;
 pub mod cluster;
 pub mod ctl;
 pub mod devnet;
+pub mod exec;
 pub mod genesis;
 pub mod join;
 pub mod netns;

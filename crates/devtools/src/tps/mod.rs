@@ -12,7 +12,7 @@
 //! and on one grown by fresh accounts, compared.
 
 mod report;
-mod sign;
+pub(crate) mod sign;
 mod stop;
 mod watch;
 
@@ -182,6 +182,12 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
         None
     };
 
+    let data_dir = cluster.nodes[0]
+        .config_path
+        .parent()
+        .ok_or_else(|| eyre::eyre!("a node's config has no dir"))?;
+    let fdatasync = crate::bench::fdatasync_times(data_dir, 200)?;
+
     let signing = Instant::now();
     let mut phases = Vec::new();
     let mut nonce = 0;
@@ -222,6 +228,7 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
         .filter_map(|n| Some((n.id, n.pid()?)))
         .collect();
     let usage_before: Vec<watch::Usage> = pids.iter().map(|(_, pid)| watch::usage(*pid)).collect();
+    let generator_before = watch::usage(std::process::id());
     let disk_before: Vec<u64> = cluster
         .nodes
         .iter()
@@ -264,6 +271,7 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
         .zip(usage_before)
         .map(|((id, pid), before)| (*id, before, watch::usage(*pid)))
         .collect();
+    let generator_cpu = watch::usage(std::process::id()).cpu_seconds - generator_before.cpu_seconds;
     let mut seals = Vec::new();
     for node in &cluster.nodes {
         if let Ok(page) = crate::client::metrics(&node.rpc_url, Duration::from_secs(2)).await {
@@ -307,6 +315,8 @@ pub async fn tps(args: TpsArgs) -> eyre::Result<()> {
         sending,
         loaded,
         usage,
+        generator_cpu,
+        fdatasync,
         memory: std::mem::take(&mut *memory.lock()),
         seals,
         disk,
