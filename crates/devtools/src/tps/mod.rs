@@ -3,7 +3,8 @@
 //! Pre-signs transfers from many dev accounts, sends them at a fixed concurrency to
 //! every node in turn (followers forward to the leader), and records for each: the
 //! time to acknowledgement (committed) and to inclusion (its block seen on a node).
-//! It watches leader changes and the nodes' memory and CPU, says what bounded the
+//! It times the disk's fdatasync first (the floor under an acknowledgement),
+//! watches leader changes and the nodes' memory and CPU, says what bounded the
 //! run (full blocks, busy cores, or neither), and ends by checking that every
 //! acknowledged transaction is in exactly one block. With `--add-member`, a new
 //! member then joins the chain so built (`crate::join`); with `--stop-follower`,
