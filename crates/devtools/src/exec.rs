@@ -14,8 +14,8 @@ use std::{
 use alloy_consensus::{TxEnvelope, transaction::SignerRecoverable};
 use alloy_eips::eip2718::Decodable2718;
 use alloy_primitives::{Address, Bytes};
-use baton_execution::{BlockBuilder, TxError, next_base_fee, write_genesis, write_sealed};
-use baton_primitives::{BlockStart, ChainSpec, SealedBlock, dev_accounts};
+use baton_execution::{BlockBuilder, TxError, start_on, write_genesis, write_sealed};
+use baton_primitives::{ChainSpec, SealedBlock, dev_accounts};
 use baton_storage::Store;
 use clap::Args;
 use eyre::{bail, eyre};
@@ -78,12 +78,7 @@ pub fn exec(args: ExecArgs) -> eyre::Result<()> {
     let (_temp, dir) = match &args.data_dir {
         Some(dir) => (None, dir.clone()),
         None => {
-            let shm = std::path::Path::new("/dev/shm");
-            let temp = if shm.is_dir() {
-                tempfile::tempdir_in(shm)?
-            } else {
-                tempfile::tempdir()?
-            };
+            let temp = tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir())?;
             let dir = temp.path().to_path_buf();
             (Some(temp), dir)
         }
@@ -112,14 +107,12 @@ pub fn exec(args: ExecArgs) -> eyre::Result<()> {
     let mut spent = Spent::default();
     let mut txs = order.iter().peekable();
     while txs.peek().is_some() {
-        let start = BlockStart {
-            number: head.number() + 1,
-            timestamp_ms: (head.header.timestamp + 1) * 1000,
-            parent_hash: head.hash,
-            base_fee: next_base_fee(&head.header),
-            gas_limit: args.gas_limit,
-            coinbase: Address::ZERO,
-        };
+        let start = start_on(
+            &head,
+            (head.header.timestamp + 1) * 1000,
+            args.gas_limit,
+            Address::ZERO,
+        );
         let start_number = start.number;
         let mut builder = BlockBuilder::new(store.clone(), spec.chain_id, start);
         let executing = Instant::now();

@@ -44,6 +44,24 @@ pub fn next_base_fee(parent: &Header) -> u64 {
     u64::try_from(next).unwrap_or(u64::MAX)
 }
 
+/// The start of the block right after `head` (what [`check_start`] accepts): its
+/// number, parent and base fee follow from `head`; the rest is the opener's choice.
+pub fn start_on(
+    head: &SealedBlock,
+    timestamp_ms: u64,
+    gas_limit: u64,
+    coinbase: Address,
+) -> BlockStart {
+    BlockStart {
+        number: head.number() + 1,
+        timestamp_ms,
+        parent_hash: head.hash,
+        base_fee: next_base_fee(&head.header),
+        gas_limit,
+        coinbase,
+    }
+}
+
 /// Checks that `start` opens the block right after `head`.
 pub fn check_start(head: &SealedBlock, start: &BlockStart) -> Result<(), ExecutionError> {
     if start.number != head.number() + 1 {
@@ -229,15 +247,8 @@ mod tests {
         (dir, store, genesis, spec)
     }
 
-    fn start_on(head: &SealedBlock, timestamp_ms: u64) -> BlockStart {
-        BlockStart {
-            number: head.number() + 1,
-            timestamp_ms,
-            parent_hash: head.hash,
-            base_fee: next_base_fee(&head.header),
-            gas_limit: head.header.gas_limit,
-            coinbase: Address::ZERO,
-        }
+    fn start_after(head: &SealedBlock, timestamp_ms: u64) -> BlockStart {
+        start_on(head, timestamp_ms, head.header.gas_limit, Address::ZERO)
     }
 
     fn signer(index: usize) -> PrivateKeySigner {
@@ -282,7 +293,7 @@ mod tests {
         };
         apply(
             &mut open,
-            SequencerEntry::BlockStart(start_on(head, timestamp_ms)),
+            SequencerEntry::BlockStart(start_after(head, timestamp_ms)),
         )
         .expect("start");
         let skipped =
@@ -349,7 +360,7 @@ mod tests {
     #[test]
     fn a_transaction_that_cannot_fit_a_huge_block_is_refused_not_overflowed() {
         let (_dir, store, genesis, spec) = chain();
-        let mut start = start_on(&genesis, 1_000);
+        let mut start = start_after(&genesis, 1_000);
         start.gas_limit = u64::MAX;
         let mut builder = BlockBuilder::new(store, spec.chain_id, start);
         let (first, sender) = transfer(0, 0, Address::repeat_byte(0x77), 1, spec.chain_id);
@@ -515,7 +526,7 @@ mod tests {
         assert_eq!(a, b);
 
         let open = baton_primitives::OpenBlock {
-            start: start_on(&genesis, 5_500),
+            start: start_after(&genesis, 5_500),
             txs,
         };
         let (_dir_c, store_c, _, _) = chain();
@@ -529,7 +540,7 @@ mod tests {
     #[test]
     fn invalid_transactions_are_refused_with_wallet_words() {
         let (_dir, store, genesis, spec) = chain();
-        let mut builder = BlockBuilder::new(store, spec.chain_id, start_on(&genesis, 1_000));
+        let mut builder = BlockBuilder::new(store, spec.chain_id, start_after(&genesis, 1_000));
         let to = Address::repeat_byte(2);
         let wrong_chain = transfer(0, 0, to, 1, spec.chain_id + 1);
         let err = builder
@@ -593,14 +604,14 @@ mod tests {
         ));
         assert!(apply(SequencerEntry::Transactions(TxBatch::default())).is_err());
 
-        let mut skip = start_on(&genesis, 1_000);
+        let mut skip = start_after(&genesis, 1_000);
         skip.number = 2;
         assert!(matches!(
             apply(SequencerEntry::BlockStart(skip)),
             Err(ExecutionError::WrongNumber { .. })
         ));
 
-        let start = SequencerEntry::BlockStart(start_on(&genesis, 1_000));
+        let start = SequencerEntry::BlockStart(start_after(&genesis, 1_000));
         apply(start.clone()).expect("start");
         assert!(matches!(
             apply(start),

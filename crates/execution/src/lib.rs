@@ -26,7 +26,7 @@ mod simulate;
 mod state;
 mod trace;
 
-pub use block::{BlockStep, apply_entry, check_start, next_base_fee, seal_header};
+pub use block::{BlockStep, apply_entry, check_start, next_base_fee, seal_header, start_on};
 pub use builder::{BlockBuilder, ExecutedTx, SPEC, SealOutcome, TxError};
 pub use call::{
     AccessListOutcome, CallBlock, CallContext, CallError, CallOutcome, CallRequest, call,

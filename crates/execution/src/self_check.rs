@@ -3,10 +3,9 @@
 
 use alloy_primitives::{Address, B256, keccak256};
 use alloy_trie::Nibbles;
-use baton_primitives::BlockStart;
 use baton_storage::Store;
 
-use crate::{BlockBuilder, commit::account_leaf, next_base_fee};
+use crate::{BlockBuilder, commit::account_leaf, start_on};
 
 /// Accounts from the start of the state whose records are checked against the trie.
 const SAMPLED_ACCOUNTS: usize = 64;
@@ -29,14 +28,12 @@ pub fn self_check(store: &Store, chain_id: u64) -> Result<(), String> {
     if head.hash != hash || head.header.hash_slow() != hash {
         return Err(format!("head block {number} does not hash to {hash}"));
     }
-    let start = BlockStart {
-        number: number + 1,
-        timestamp_ms: (head.header.timestamp + 1) * 1000,
-        parent_hash: hash,
-        base_fee: next_base_fee(&head.header),
-        gas_limit: head.header.gas_limit,
-        coinbase: head.header.beneficiary,
-    };
+    let start = start_on(
+        &head,
+        (head.header.timestamp + 1) * 1000,
+        head.header.gas_limit,
+        head.header.beneficiary,
+    );
     let sealed = BlockBuilder::new(store.clone(), chain_id, start)
         .seal(&head.header)
         .map_err(|e| format!("sealing an empty block on the head state: {e}"))?;

@@ -5,8 +5,8 @@ use std::{path::PathBuf, sync::OnceLock, time::Duration};
 
 use alloy_primitives::{Address, Bytes};
 use baton_consensus::{Consensus, RaftRequest, RaftResponse};
-use baton_execution::{BlockBuilder, BlockStep, apply_entry, next_base_fee, write_genesis};
-use baton_primitives::{BlockStart, ChainSpec, SealedBlock, SequencerEntry, clock::now_ms, codec};
+use baton_execution::{BlockBuilder, BlockStep, apply_entry, start_on, write_genesis};
+use baton_primitives::{ChainSpec, SealedBlock, SequencerEntry, clock::now_ms, codec};
 use baton_storage::Store;
 use baton_testing::{RARE_SNAPSHOTS, TestCluster};
 use parking_lot::Mutex;
@@ -252,14 +252,7 @@ impl Scratch {
     /// The open scratch block (opened on genesis if none is).
     fn block(&mut self) -> &mut BlockBuilder {
         self.used();
-        let start = BlockStart {
-            number: self.genesis.number() + 1,
-            timestamp_ms: now_ms(),
-            parent_hash: self.genesis.hash,
-            base_fee: next_base_fee(&self.genesis.header),
-            gas_limit: self.gas_limit,
-            coinbase: Address::ZERO,
-        };
+        let start = start_on(&self.genesis, now_ms(), self.gas_limit, Address::ZERO);
         self.open
             .get_or_insert_with(|| BlockBuilder::new(self.store.clone(), self.chain_id, start))
     }

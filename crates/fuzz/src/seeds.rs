@@ -6,11 +6,10 @@ use alloy_network::TxSignerSync;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256, hex};
 use alloy_signer_local::PrivateKeySigner;
 use baton_consensus::{Chunk, Manifest, RaftRequest, RaftResponse, TypeConfig};
-use baton_execution::next_base_fee;
+use baton_execution::start_on;
 use baton_node::config::{MemberEntry, NodeArgs};
 use baton_primitives::{
-    BlockEnd, BlockStart, SealedBlock, SequencerEntry, TxBatch, codec, dev_accounts,
-    genesis::DEV_CHAIN_ID,
+    BlockEnd, SealedBlock, SequencerEntry, TxBatch, codec, dev_accounts, genesis::DEV_CHAIN_ID,
 };
 use openraft::type_config::alias::{SnapshotMetaOf, VoteOf};
 
@@ -55,14 +54,12 @@ pub(crate) fn raw_txs() -> Vec<Vec<u8>> {
 
 /// A block's entries on top of `genesis`: start, a batch, end.
 pub(crate) fn log_entries(genesis: &SealedBlock) -> Vec<Vec<u8>> {
-    let start = BlockStart {
-        number: genesis.number() + 1,
-        timestamp_ms: genesis.header.timestamp * 1000 + 1000,
-        parent_hash: genesis.hash,
-        base_fee: next_base_fee(&genesis.header),
-        gas_limit: genesis.header.gas_limit,
-        coinbase: Address::ZERO,
-    };
+    let start = start_on(
+        genesis,
+        genesis.header.timestamp * 1000 + 1000,
+        genesis.header.gas_limit,
+        Address::ZERO,
+    );
     let batch = TxBatch {
         txs: signed()
             .into_iter()

@@ -15,8 +15,8 @@ use alloy_primitives::B256;
 use baton_consensus::{
     ChainView, ChangeReason, ConsensusError, Executed, LeaderTerm, LeadershipWatch, Proposal,
 };
-use baton_execution::{BlockBuilder, next_base_fee};
-use baton_primitives::{BlockEnd, BlockStart, NodeId, SequencerEntry, clock::now_ms};
+use baton_execution::{BlockBuilder, start_on};
+use baton_primitives::{BlockEnd, NodeId, SequencerEntry, clock::now_ms};
 use futures::FutureExt;
 use tokio::sync::watch;
 
@@ -225,15 +225,12 @@ impl<'a> Producer<'a> {
     async fn open(&mut self, view: &ChainView, timestamp_ms: u64) -> Result<(), StopReason> {
         self.speculative = None;
         self.block_full = false;
-        let head = &view.head;
-        let start = BlockStart {
-            number: head.number() + 1,
+        let start = start_on(
+            &view.head,
             timestamp_ms,
-            parent_hash: head.hash,
-            base_fee: next_base_fee(&head.header),
-            gas_limit: self.seq.config.gas_limit,
-            coinbase: self.seq.config.coinbase,
-        };
+            self.seq.config.gas_limit,
+            self.seq.config.coinbase,
+        );
         self.propose(SequencerEntry::BlockStart(start)).await?;
         Ok(())
     }
