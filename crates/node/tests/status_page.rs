@@ -87,9 +87,18 @@ async fn a_followers_status_feed_shows_the_failover_live() {
     assert_eq!(first["members"].as_array().map(Vec::len), Some(3));
 
     cluster.kill(leader).await;
+    // The change log is written by a watcher of Raft's metrics, so for a moment a
+    // view can name the new leader before its change is logged: wait for both.
     let after = loop {
         let view = next(&mut views).await;
-        if leader_in(&view).is_some_and(|l| l != leader) {
+        let logged = view["leaderChanges"]
+            .as_array()
+            .and_then(|changes| changes.last())
+            .map(|change| change["leader"].clone());
+        if let Some(now) = leader_in(&view)
+            && now != leader
+            && logged == Some(Value::from(now))
+        {
             break view;
         }
     };
