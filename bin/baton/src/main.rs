@@ -5,6 +5,11 @@ mod cli;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc rather than the system's malloc: the late cost per transaction of a
+/// long run is lower, and grows less (docs/state.md has the measurements).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() {
     let cli = cli::Cli::parse();

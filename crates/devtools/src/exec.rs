@@ -44,10 +44,15 @@ pub struct ExecArgs {
     /// system's temporary dir].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Also report every run of this many transfers on its own (rounded to whole
+    /// blocks), to show how the cost of a transfer changes as the state grows;
+    /// 0 reports the whole run only.
+    #[arg(long, default_value_t = 0)]
+    pub window: usize,
 }
 
 /// Where the time of a run went.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 struct Spent {
     execute: Duration,
     seal: Duration,
@@ -105,6 +110,8 @@ pub fn exec(args: ExecArgs) -> eyre::Result<()> {
 
     let began = Instant::now();
     let mut spent = Spent::default();
+    let mut window = Window::open(0, &spent);
+    let mut windows = Vec::new();
     let mut txs = order.iter().peekable();
     while txs.peek().is_some() {
         let start = start_on(
@@ -129,6 +136,13 @@ pub fn exec(args: ExecArgs) -> eyre::Result<()> {
         }
         spent.execute += executing.elapsed();
         head = seal_and_write(&store, &builder, &head, &mut spent)?;
+        let done = order.len() - txs.len();
+        if args.window > 0 && (done - window.from >= args.window || txs.peek().is_none()) {
+            let closed = window.close(done, &spent);
+            println!("{closed}");
+            windows.push(closed);
+            window = Window::open(done, &spent);
+        }
     }
     let total = began.elapsed();
 
@@ -139,7 +153,101 @@ pub fn exec(args: ExecArgs) -> eyre::Result<()> {
         }
     }
     report(&args, order.len(), total, recover, &spent, &dir);
+    if let [first, .., last] = windows.as_slice() {
+        println!(
+            "last window ÷ first: {:.2} of the rate on the thread, {:.2} of the process's CPU \
+             per transfer",
+            last.rate() / first.rate(),
+            last.cpu_per_transfer() / first.cpu_per_transfer()
+        );
+    }
     Ok(())
+}
+
+/// A run of transfers reported on its own (`--window`).
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    from: usize,
+    to: usize,
+    began: Instant,
+    wall: Duration,
+    /// The process's CPU time at the start, then spent within: RocksDB's
+    /// background flushes and compactions count here, not on the thread.
+    cpu: Duration,
+    spent: Spent,
+}
+
+impl Window {
+    fn open(from: usize, spent: &Spent) -> Self {
+        Self {
+            from,
+            to: from,
+            began: Instant::now(),
+            wall: Duration::ZERO,
+            cpu: process_cpu(),
+            spent: *spent,
+        }
+    }
+
+    fn close(self, to: usize, spent: &Spent) -> Self {
+        Self {
+            to,
+            wall: self.began.elapsed(),
+            cpu: process_cpu().saturating_sub(self.cpu),
+            spent: Spent {
+                execute: spent.execute - self.spent.execute,
+                seal: spent.seal - self.spent.seal,
+                write: spent.write - self.spent.write,
+                blocks: spent.blocks - self.spent.blocks,
+            },
+            ..self
+        }
+    }
+
+    fn transfers(&self) -> f64 {
+        (self.to - self.from) as f64
+    }
+
+    fn rate(&self) -> f64 {
+        self.transfers() / self.wall.as_secs_f64()
+    }
+
+    fn cpu_per_transfer(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.transfers()
+    }
+}
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / self.transfers();
+        write!(
+            f,
+            "transfers {}..{}: {:.0}/s on the thread; per transfer: execute {:.1} µs, seal {:.1} \
+             µs, write {:.1} µs; the process's CPU {:.1} µs",
+            self.from,
+            self.to,
+            self.rate(),
+            per(self.spent.execute),
+            per(self.spent.seal),
+            per(self.spent.write),
+            self.cpu_per_transfer()
+        )
+    }
+}
+
+/// CPU time this process has used, on all its threads.
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage(2) only writes the struct it is given, which is plain data.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec.unsigned_abs())
+            + Duration::from_micros(t.tv_usec.unsigned_abs())
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 /// Seals the open block once and writes it in one batch, as the leader's state
@@ -218,6 +326,7 @@ mod tests {
             block_transfers: 50,
             fresh_recipients: true,
             data_dir: Some(dir.path().to_path_buf()),
+            window: 100,
         };
         exec(args).expect("every transfer lands");
         let store = Store::open(dir.path()).expect("reopen");
@@ -237,6 +346,7 @@ mod tests {
             block_transfers: 50,
             fresh_recipients: false,
             data_dir: None,
+            window: 0,
         };
         assert!(exec(args).is_err());
     }
