@@ -20,7 +20,7 @@ use baton_storage::Store;
 use clap::Args;
 use eyre::{bail, eyre};
 
-use crate::tps::sign;
+use crate::tps::{sign, watch};
 
 #[derive(Debug, Args)]
 pub struct ExecArgs {
@@ -171,9 +171,9 @@ struct Window {
     to: usize,
     began: Instant,
     wall: Duration,
-    /// The process's CPU time at the start, then spent within: RocksDB's
+    /// The process's CPU seconds at the start, then spent within: RocksDB's
     /// background flushes and compactions count here, not on the thread.
-    cpu: Duration,
+    cpu: f64,
     spent: Spent,
 }
 
@@ -193,7 +193,7 @@ impl Window {
         Self {
             to,
             wall: self.began.elapsed(),
-            cpu: process_cpu().saturating_sub(self.cpu),
+            cpu: process_cpu() - self.cpu,
             spent: Spent {
                 execute: spent.execute - self.spent.execute,
                 seal: spent.seal - self.spent.seal,
@@ -213,7 +213,7 @@ impl Window {
     }
 
     fn cpu_per_transfer(&self) -> f64 {
-        self.cpu.as_secs_f64() * 1e6 / self.transfers()
+        self.cpu * 1e6 / self.transfers()
     }
 }
 
@@ -235,19 +235,9 @@ impl std::fmt::Display for Window {
     }
 }
 
-/// CPU time this process has used, on all its threads.
-fn process_cpu() -> Duration {
-    // SAFETY: getrusage(2) only writes the struct it is given, which is plain data.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let time = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec.unsigned_abs())
-            + Duration::from_micros(t.tv_usec.unsigned_abs())
-    };
-    time(usage.ru_utime) + time(usage.ru_stime)
+/// CPU seconds this process has used, on all its threads.
+fn process_cpu() -> f64 {
+    watch::usage(std::process::id()).cpu_seconds
 }
 
 /// Seals the open block once and writes it in one batch, as the leader's state

@@ -15,7 +15,7 @@
 mod report;
 pub(crate) mod sign;
 mod stop;
-mod watch;
+pub(crate) mod watch;
 
 use std::{
     collections::HashMap,
